@@ -1,0 +1,11 @@
+DROP INDEX ix_skill_mastery_skill_id;
+DROP INDEX brin_attempts_attempted_at;
+DROP INDEX ix_attempts_session_id;
+DROP INDEX ix_attempts_item_id_attempted_at;
+DROP INDEX ix_attempts_user_id_attempted_at;
+DROP INDEX ix_learning_sessions_user_id_started_at;
+DROP INDEX ix_item_skills_skill_id;
+DROP INDEX ix_items_created_by;
+DROP INDEX ix_items_active_difficulty;
+DROP INDEX ix_skills_parent_id;
+DROP INDEX uq_users_email_lower;

@@ -1,0 +1,14 @@
+DROP TRIGGER trg_skills_prevent_cycle ON skills;
+DROP FUNCTION skills_prevent_cycle();
+DROP TRIGGER trg_attempts_require_active_item ON attempts;
+DROP FUNCTION attempts_require_active_item();
+DROP TRIGGER trg_attempts_append_only ON attempts;
+DROP FUNCTION attempts_append_only();
+DROP TRIGGER trg_users_normalize_email ON users;
+DROP FUNCTION normalize_user_email();
+DROP TRIGGER trg_skill_mastery_set_updated_at ON skill_mastery;
+DROP TRIGGER trg_learning_sessions_set_updated_at ON learning_sessions;
+DROP TRIGGER trg_items_set_updated_at ON items;
+DROP TRIGGER trg_skills_set_updated_at ON skills;
+DROP TRIGGER trg_users_set_updated_at ON users;
+DROP FUNCTION set_updated_at();

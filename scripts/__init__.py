@@ -1,0 +1,1 @@
+"""alp-db: the schema manager library. The CLI (scripts.cli) is a thin layer over it."""

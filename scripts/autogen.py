@@ -1,0 +1,66 @@
+"""What autogenerate and ``alembic check`` compare, and what they leave to the migrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import alembic_postgresql_enum  # noqa: F401  (registers enum-value comparison and ALTER TYPE ops)
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from models import metadata
+
+# Owned by the migration runtime, not by any revision.
+NOT_MODELLED_TABLES = frozenset({"alembic_version"})
+RUNTIME_OWNED_TABLES = frozenset(
+    t.name for t in metadata.tables.values() if t.info.get("owned_by") == "runtime"
+)
+
+
+class SchemaFilter:
+    """``include_name`` for Alembic: partitions, runtime tables and unknown schemas are skipped.
+
+    Partitions are created by revisions and the partition manager, not modelled one by one;
+    their parent is. Views are never reflected as tables by autogenerate.
+    """
+
+    def __init__(self, partition_names: frozenset[str]) -> None:
+        self.partition_names = partition_names
+
+    @classmethod
+    def for_connection(cls, conn: Connection) -> SchemaFilter:
+        names = conn.scalars(
+            text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relispartition AND n.nspname = current_schema()"
+            )
+        ).all()
+        return cls(frozenset(names))
+
+    def include_name(self, name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ == "schema":
+            return name is None
+        if type_ == "table":
+            return (
+                name not in self.partition_names
+                and name not in NOT_MODELLED_TABLES
+                and name not in RUNTIME_OWNED_TABLES
+            )
+        return True
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    if type_ == "table" and name in RUNTIME_OWNED_TABLES:
+        return False
+    return True
+
+
+def configure_options(conn: Connection) -> dict[str, Any]:
+    """The ``context.configure`` options for comparing the models to the database."""
+    return {
+        "target_metadata": metadata,
+        "include_name": SchemaFilter.for_connection(conn).include_name,
+        "include_object": include_object,
+        "compare_type": True,
+        "compare_server_default": True,
+    }

@@ -1,0 +1,49 @@
+"""The errors a user can cause: each carries one line saying what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class AlpDbError(Exception):
+    """A problem the user can fix. ``str()`` is one line: the problem, then the hint."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class ConfigError(AlpDbError):
+    """A malformed setting: URL, option, environment variable."""
+
+
+class DatabaseUnreachable(AlpDbError):
+    """The server could not be reached or refused the login."""
+
+
+class PermissionDenied(AlpDbError):
+    """The role lacks a privilege the operation needs."""
+
+
+class LockTimeout(AlpDbError):
+    """A lock could not be taken within the configured time."""
+
+
+class MigrationFailed(AlpDbError):
+    """A revision raised; its transaction was rolled back."""
+
+
+class UnknownRevision(AlpDbError):
+    """A revision id that the versions directory does not contain."""
+
+
+class ChecksumMismatch(AlpDbError):
+    """An applied revision's file changed after it was applied."""
+
+
+class DevDatabaseError(AlpDbError):
+    """The local development cluster could not be initialised, started or stopped."""

@@ -1,0 +1,81 @@
+"""migration_history: checksums of revision files and one row per revision applied or undone."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from models.operations import MigrationHistory
+
+HISTORY_TABLE: Table = MigrationHistory.__table__  # type: ignore[assignment]
+ERROR_MESSAGE_LIMIT = 4000  # enough for PostgreSQL's message, detail and hint
+
+
+def revision_files(module_path: str | Path) -> list[Path]:
+    """A revision's files: its module plus the SQL files beside it that share its stem."""
+    path = Path(module_path)
+    return [path, *sorted(path.parent.glob(f"{path.stem}.*sql"))]
+
+
+def checksum(module_path: str | Path) -> str:
+    """SHA-256 over the names and bytes of a revision's files (stable across checkouts)."""
+    digest = hashlib.sha256()
+    for file in revision_files(module_path):
+        digest.update(file.name.encode())
+        digest.update(b"\0")
+        # normalise line endings so a Windows checkout does not look edited
+        digest.update(file.read_bytes().replace(b"\r\n", b"\n"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def migration_name(module_path: str | Path) -> str:
+    return Path(module_path).stem
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    revision: str
+    migration_name: str
+    direction: str  # 'upgrade' | 'downgrade'
+    checksum: str | None
+    duration_ms: int | None
+    success: bool
+    error_message: str | None = None
+
+    def insert(self):  # type: ignore[no-untyped-def]
+        message = self.error_message
+        if message is not None and len(message) > ERROR_MESSAGE_LIMIT:
+            message = message[: ERROR_MESSAGE_LIMIT - 1] + "…"
+        return insert(HISTORY_TABLE).inline().values(
+            revision=self.revision,
+            migration_name=self.migration_name,
+            direction=self.direction,
+            checksum=self.checksum,
+            duration_ms=self.duration_ms,
+            success=self.success,
+            error_message=message,
+        )
+
+
+def ensure_table(conn: Connection) -> None:
+    """Create migration_history if missing (like alembic_version, it precedes revision 0001)."""
+    HISTORY_TABLE.create(conn, checkfirst=True)
+
+
+def create_statements() -> list[str]:
+    """The idempotent DDL for offline scripts (``CREATE ... IF NOT EXISTS``)."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    statements = [str(CreateTable(HISTORY_TABLE, if_not_exists=True).compile(dialect=dialect))]
+    statements += [
+        str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+        for index in sorted(HISTORY_TABLE.indexes, key=lambda ix: ix.name or "")
+    ]
+    return [s.strip() for s in statements]
