@@ -16,14 +16,10 @@ from models.enums import SESSION_STATUS, SessionStatus
 class LearningSession(Base):
     __tablename__ = "learning_sessions"
 
-    id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, server_default=text("gen_random_uuid()")
-    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
     # Erasing a learner erases their activity.
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[SessionStatus] = mapped_column(
-        SESSION_STATUS, server_default=text("'active'")
-    )
+    status: Mapped[SessionStatus] = mapped_column(SESSION_STATUS, server_default=text("'active'"))
     started_at: Mapped[CreatedAt]
     ended_at: Mapped[dt.datetime | None]
     updated_at: Mapped[UpdatedAt]
@@ -43,12 +39,8 @@ class Attempt(Base):
 
     __tablename__ = "attempts"
 
-    id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, server_default=text("gen_random_uuid()")
-    )
-    attempted_at: Mapped[dt.datetime] = mapped_column(
-        primary_key=True, server_default=text("now()")
-    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    attempted_at: Mapped[dt.datetime] = mapped_column(primary_key=True, server_default=text("now()"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # History outlives content: an item with attempts is retired, never deleted.
     item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
@@ -80,9 +72,7 @@ class SkillMastery(Base):
 
     __tablename__ = "skill_mastery"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     skill_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True, index=True
     )
@@ -93,7 +83,5 @@ class SkillMastery(Base):
 
     __table_args__ = (
         CheckConstraint("mastery >= 0 AND mastery <= 1", name="mastery_range"),
-        CheckConstraint(
-            "correct_count >= 0 AND correct_count <= attempts_count", name="counts_consistent"
-        ),
+        CheckConstraint("correct_count >= 0 AND correct_count <= attempts_count", name="counts_consistent"),
     )

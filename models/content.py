@@ -63,9 +63,7 @@ class ItemSkill(Base):
 
     __tablename__ = "item_skills"
 
-    item_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
-    )
+    item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     # A skill still used by items cannot be deleted: remap the items first.
     skill_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("skills.id", ondelete="RESTRICT"), primary_key=True, index=True

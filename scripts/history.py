@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Insert, Table, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -48,18 +48,22 @@ class HistoryRow:
     success: bool
     error_message: str | None = None
 
-    def insert(self):  # type: ignore[no-untyped-def]
+    def insert(self) -> Insert:
         message = self.error_message
         if message is not None and len(message) > ERROR_MESSAGE_LIMIT:
             message = message[: ERROR_MESSAGE_LIMIT - 1] + "…"
-        return insert(HISTORY_TABLE).inline().values(
-            revision=self.revision,
-            migration_name=self.migration_name,
-            direction=self.direction,
-            checksum=self.checksum,
-            duration_ms=self.duration_ms,
-            success=self.success,
-            error_message=message,
+        return (
+            insert(HISTORY_TABLE)
+            .inline()
+            .values(
+                revision=self.revision,
+                migration_name=self.migration_name,
+                direction=self.direction,
+                checksum=self.checksum,
+                duration_ms=self.duration_ms,
+                success=self.success,
+                error_message=message,
+            )
         )
 
 
@@ -72,7 +76,7 @@ def create_statements() -> list[str]:
     """The idempotent DDL for offline scripts (``CREATE ... IF NOT EXISTS``)."""
     from sqlalchemy.dialects import postgresql
 
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect = postgresql.dialect()
     statements = [str(CreateTable(HISTORY_TABLE, if_not_exists=True).compile(dialect=dialect))]
     statements += [
         str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))

@@ -20,9 +20,7 @@ from sqlalchemy.engine import Connection
 from scripts.errors import LockTimeout
 
 # One 64-bit key for "migrations of this database" (advisory locks are per database).
-MIGRATION_LOCK_KEY = int.from_bytes(
-    hashlib.sha256(b"alp-db:migrations").digest()[:8], "big", signed=True
-)
+MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"alp-db:migrations").digest()[:8], "big", signed=True)
 FIRST_POLL_S = 0.02
 MAX_POLL_S = 0.5
 

@@ -34,13 +34,17 @@ def held_by_others(conn: Connection, names: list[str]) -> list[str]:
     if not names:
         return []
     bare = [name.split(".")[-1].strip('"') for name in names]
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-            " WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()"
-            " AND c.relname = ANY(:names)"
-        ),
-        {"names": bare},
-    ).scalars().all()
+    rows = (
+        conn.execute(
+            text(
+                "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()"
+                " AND c.relname = ANY(:names)"
+            ),
+            {"names": bare},
+        )
+        .scalars()
+        .all()
+    )
     conn.rollback()
     return [name for name in bare if name in rows]

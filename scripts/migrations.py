@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
+from typing import TextIO
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy.engine import URL
 
+from alembic import command
 from scripts.config import project_home
 from scripts.errors import UnknownRevision
 
 
-def alembic_config(database_url: str | None = None, *, stdout: io.TextIOBase | None = None) -> Config:
+def alembic_config(database_url: str | URL | None = None, *, stdout: TextIO | None = None) -> Config:
     """The project's alembic.ini, with the URL passed in memory (never through configparser)."""
     ini = project_home() / "alembic.ini"
     config = Config(str(ini), stdout=stdout) if stdout is not None else Config(str(ini))
@@ -27,8 +28,13 @@ def script_directory(config: Config | None = None) -> ScriptDirectory:
     return ScriptDirectory.from_config(config or alembic_config())
 
 
-def upgrade(database_url: str | None = None, target: str = "head", *, sql: bool = False,
-            output: io.TextIOBase | None = None) -> None:
+def upgrade(
+    database_url: str | URL | None = None,
+    target: str = "head",
+    *,
+    sql: bool = False,
+    output: TextIO | None = None,
+) -> None:
     config = alembic_config(database_url, stdout=output)
     if output is not None:
         config.output_buffer = output
@@ -38,7 +44,7 @@ def upgrade(database_url: str | None = None, target: str = "head", *, sql: bool 
         raise _command_error(exc, target) from None
 
 
-def downgrade(database_url: str | None = None, target: str = "-1") -> None:
+def downgrade(database_url: str | URL | None = None, target: str = "-1") -> None:
     config = alembic_config(database_url)
     try:
         command.downgrade(config, target)

@@ -66,7 +66,7 @@ class StepTracker:
             error_message=error,
         )
 
-    def on_version_apply(self, *, ctx: MigrationContext, step: MigrationInfo, **_: Any) -> None:
+    def on_version_apply(self, ctx: MigrationContext, step: MigrationInfo, *_: Any, **__: Any) -> None:
         if step.is_stamp or self.current is None:
             return
         ctx.execute(self.row(success=True, timed=not ctx.as_sql).insert())
@@ -81,12 +81,12 @@ def _settings(context: EnvironmentContext) -> RuntimeSettings:
 
 def environment(context: Any) -> EnvironmentContext:
     """The EnvironmentContext behind env.py's ``alembic.context`` module proxy."""
-    return context._proxy if hasattr(context, "_proxy") else context  # type: ignore[no-any-return]
+    return context._proxy if hasattr(context, "_proxy") else context
 
 
 def _work_fn(context: EnvironmentContext) -> Callable[..., Iterable[Any]]:
     """The work function of the running alembic command (``upgrade``, ``display_version``...)."""
-    return environment(context).context_opts["fn"]  # type: ignore[no-any-return]
+    return environment(context).context_opts["fn"]
 
 
 def _work_fn_name(context: EnvironmentContext) -> str:
@@ -95,8 +95,8 @@ def _work_fn_name(context: EnvironmentContext) -> str:
 
 def run_offline(context: EnvironmentContext) -> None:
     """Emit the SQL a DBA reviews and applies with ``psql -v ON_ERROR_STOP=1``."""
-    from scripts.autogen import configure_options  # noqa: F401  (keeps enum comparators registered)
     from models import metadata
+    from scripts.autogen import configure_options  # noqa: F401  (keeps enum comparators registered)
 
     settings = _settings(context)
     url = context.config.attributes.get("database_url") or "postgresql+psycopg2://"
@@ -108,7 +108,7 @@ def run_offline(context: EnvironmentContext) -> None:
         literal_binds=True,
         transaction_per_migration=True,
         dialect_opts={"paramstyle": "named"},
-        on_version_apply=tracker.on_version_apply if command in MIGRATING_COMMANDS else (),
+        on_version_apply=tracker.on_version_apply if command in MIGRATING_COMMANDS else None,
         fn=tracker.fn,
     )
     ctx = context.get_context()
@@ -135,7 +135,9 @@ def run_online(context: EnvironmentContext) -> None:
                 locking.advisory_lock(
                     lock_conn,
                     wait_seconds=settings.migration_lock_wait,
-                    on_wait=lambda pid: notice(f"waiting for another migration (backend pid {pid}) to finish"),
+                    on_wait=lambda pid: notice(
+                        f"waiting for another migration (backend pid {pid}) to finish"
+                    ),
                 )
             )
             if command in MIGRATING_COMMANDS:
@@ -161,7 +163,7 @@ def _migrate(
     context.configure(
         connection=conn,
         transaction_per_migration=True,
-        on_version_apply=tracker.on_version_apply if command in MIGRATING_COMMANDS else (),
+        on_version_apply=tracker.on_version_apply if command in MIGRATING_COMMANDS else None,
         fn=tracker.fn,
         **options,
     )

@@ -46,8 +46,11 @@ class RuntimeSettings:
         """Option (``overrides``) > ``-x key=value`` > environment variable > default."""
         chosen: dict[str, str] = {}
         for setting, (env_name, x_key) in SOURCES.items():
-            for source in ((overrides or {}).get(setting), (x_args or {}).get(x_key),
-                           os.environ.get(env_name)):
+            for source in (
+                (overrides or {}).get(setting),
+                (x_args or {}).get(x_key),
+                os.environ.get(env_name),
+            ):
                 if source is not None and str(source) != "":
                     chosen[setting] = str(source)
                     break

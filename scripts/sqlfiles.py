@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import op
 from sqlalchemy import text
+
+from alembic import op
 
 
 def sql_path(revision_file: str, direction: str) -> Path:

@@ -1,70 +1,16 @@
-"""The ``alp-db`` command line: parse, call one library function, render, map to an exit code.
-
-Heavy modules (SQLAlchemy, Alembic) are imported inside the commands, so ``--help`` is fast.
-"""
+"""``alp-db dev-db start|stop|status|url|destroy``: the local development database."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+from scripts.cli.common import handle_errors
 
 
-def handle_errors(fn: F) -> F:
-    """Turn AlpDbError into one line on stderr and its exit code; ``--debug`` re-raises."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from scripts.errors import AlpDbError
-
-        ctx = click.get_current_context()
-        try:
-            return fn(*args, **kwargs)
-        except AlpDbError as exc:
-            if ctx.find_root().params.get("debug"):
-                raise
-            click.echo(f"alp-db: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
-
-database_url_option = click.option(
-    "--database-url",
-    envvar="DATABASE_URL",
-    show_envvar=True,
-    default=None,
-    help="PostgreSQL URL; default: the local development database under .pgdata/.",
-)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def main(debug: bool) -> None:
-    """alp-db: the schema manager for the adaptive learning platform's PostgreSQL database."""
-
-
-@main.command()
-@database_url_option
-@click.option("--to", "target", default="head", show_default=True, help="Target revision.")
-@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode).")
-@handle_errors
-def migrate(database_url: str | None, target: str, sql: bool) -> None:
-    """Apply pending migrations (like `alembic upgrade head`)."""
-    from scripts import migrations
-
-    migrations.upgrade(database_url, target, sql=sql)
-
-
-@main.group("dev-db")
+@click.group("dev-db")
 def dev_db() -> None:
     """Manage the local development database (a PostgreSQL cluster under .pgdata/)."""
 
@@ -111,7 +57,9 @@ def dev_db_status() -> None:
         click.echo(f"not initialised ({cluster.home})")
         sys.exit(3)
     running = cluster.running()
-    click.echo(f"{'running' if running else 'stopped'}: PostgreSQL {cluster.server_version()} in {cluster.home}")
+    click.echo(
+        f"{'running' if running else 'stopped'}: PostgreSQL {cluster.server_version()} in {cluster.home}"
+    )
     sys.exit(0 if running else 3)
 
 

@@ -1,0 +1,72 @@
+"""What every command shares: error handling, common options, output rendering."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+
+
+def handle_errors(fn: F) -> F:
+    """Turn AlpDbError into one line on stderr and its exit code; ``--debug`` re-raises."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from scripts.errors import AlpDbError
+
+        ctx = click.get_current_context()
+        try:
+            return fn(*args, **kwargs)
+        except AlpDbError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"alp-db: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+database_url_option = click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    show_envvar=True,
+    default=None,
+    help="PostgreSQL URL; default: the local development database under .pgdata/.",
+)
+
+
+def render(data: Any, fmt: str, *, columns: list[str] | None = None, title: str | None = None) -> None:
+    """Print rows as JSON (for CI) or as a table (for people); results go to stdout."""
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = data if isinstance(data, list) else [data]
+    cols = columns or (list(rows[0].keys()) if rows else [])
+    table = Table(title=title, show_lines=False)
+    for col in cols:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
+    Console(soft_wrap=True).print(table)
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)

@@ -1,0 +1,184 @@
+"""A real PostgreSQL for every test.
+
+One throwaway cluster per test process (embedded PostgreSQL 18, or the binaries named by
+ALP_DB_PG_BINDIR), or any server given by TEST_DATABASE_URL. The schema is migrated once
+into a template database; each test gets a fresh ``CREATE DATABASE ... TEMPLATE`` copy.
+Every database and server process started here is removed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Engine
+
+from scripts import migrations
+from scripts.config import parse_url
+from scripts.db import make_engine
+from scripts.devdb import Cluster, embedded_bindir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Durability is worth nothing in a throwaway cluster; speed is.
+FAST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "120",
+    "shared_buffers": "64MB",
+}
+
+
+@dataclass
+class PgServer:
+    """Where tests create their databases; ``admin`` is a URL with CREATEDB rights."""
+
+    admin: URL
+    client_bindir: Path
+    tcp_port: int | None  # a 127.0.0.1 port with password authentication, if the server has one
+
+    def url(self, database: str) -> URL:
+        return self.admin.set(database=database)
+
+    def admin_engine(self) -> Engine:
+        return make_engine(self.admin, isolation_level="AUTOCOMMIT")
+
+    def create_database(self, name: str, template: str | None = None) -> URL:
+        with self.admin_engine().connect() as conn:
+            prep = conn.dialect.identifier_preparer
+            sql = f"CREATE DATABASE {prep.quote(name)}"
+            if template:
+                sql += f" TEMPLATE {prep.quote(template)}"
+            conn.exec_driver_sql(sql)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with self.admin_engine().connect() as conn:
+            prep = conn.dialect.identifier_preparer
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {prep.quote(name)} WITH (FORCE)")
+
+    def psql(self, url: URL, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_client(self.client_bindir / "psql", url, ["-X", "-q", *args], input_text)
+
+    def pg_dump_schema(self, url: URL) -> str:
+        result = run_client(self.client_bindir / "pg_dump", url, ["--schema-only", "--no-owner"], None)
+        assert result.returncode == 0, result.stderr
+        return normalise_dump(result.stdout)
+
+
+def libpq_env(url: URL) -> dict[str, str]:
+    """libpq environment for a URL: no password on any command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    query = dict(url.query)
+    env["PGHOST"] = str(query.get("host") or url.host or "")
+    env["PGPORT"] = str(query.get("port") or url.port or 5432)
+    env["PGUSER"] = url.username or ""
+    env["PGDATABASE"] = url.database or ""
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    return env
+
+
+def run_client(
+    exe: Path, url: URL, args: list[str], input_text: str | None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(exe), *args], input=input_text, capture_output=True, text=True, env=libpq_env(url), check=False
+    )
+
+
+def normalise_dump(dump: str) -> str:
+    """pg_dump output without comments, SET lines and pg_dump 17+'s random \\restrict keys."""
+    keep = []
+    for line in dump.splitlines():
+        if not line.strip() or line.startswith(
+            ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict")
+        ):
+            continue
+        keep.append(line)
+    return "\n".join(keep)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        admin = parse_url(external)
+        yield PgServer(admin=admin, client_bindir=embedded_bindir(), tcp_port=None)
+        return
+    home = Path(tempfile.mkdtemp(prefix="alp-db-test-"))
+    cluster = Cluster(home=home, settings=FAST_SETTINGS, port=free_port(), tcp=True)
+    try:
+        cluster.ensure_running()
+        yield PgServer(admin=cluster.url("postgres"), client_bindir=embedded_bindir(), tcp_port=cluster.port)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: PgServer) -> Iterator[str]:
+    """A database migrated to head once; tests copy it."""
+    name = unique_name("alp_template")
+    url = pg_server.create_database(name)
+    migrations.upgrade(url)
+    try:
+        yield name
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def db_url(pg_server: PgServer, template_db: str) -> Iterator[URL]:
+    """A fresh database at head."""
+    name = unique_name("alp_test")
+    url = pg_server.create_database(name, template=template_db)
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server: PgServer) -> Iterator[URL]:
+    """A fresh, empty database."""
+    name = unique_name("alp_empty")
+    url = pg_server.create_database(name)
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def engine(db_url: URL) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+def scalar(engine: Engine, sql: str, **params: object) -> object:
+    with engine.connect() as conn:
+        return conn.scalar(text(sql), params)
