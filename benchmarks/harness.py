@@ -1,0 +1,112 @@
+"""Interleaved A/B measurement: each figure and its baseline alternate in one run.
+
+A benchmark module exposes ``run(ctx: BenchContext) -> list[BenchResult]``. It measures
+with :func:`interleave`, which warms both sides up, then alternates ours, baseline, ours,
+baseline... so that drift of the machine (caches, other load) hits both equally.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+
+@dataclass(frozen=True)
+class Stats:
+    min: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Stats:
+        return cls(min(values), statistics.median(values), max(values))
+
+
+@dataclass
+class BenchResult:
+    """One row of the results table.
+
+    ``ratio`` is ours/baseline of the medians in the unit given (``higher_is_better`` says
+    which way is good); ``target`` is the issue's wording and ``holds`` whether it is met.
+    """
+
+    name: str
+    unit: str
+    ours: Stats
+    baseline: Stats
+    baseline_name: str
+    ratio: float
+    target: str
+    holds: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ours"] = asdict(self.ours)
+        data["baseline"] = asdict(self.baseline)
+        return data
+
+
+@dataclass
+class BenchContext:
+    """What every benchmark gets: a server to create databases on, and the run size."""
+
+    admin_url: URL
+    quick: bool
+    workdir: Path
+
+    @property
+    def runs(self) -> int:
+        return 5
+
+    def fresh_database(self, prefix: str) -> URL:
+        import uuid
+
+        from sqlalchemy import create_engine
+
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(name)}")
+        engine.dispose()
+        return self.admin_url.set(database=name)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds taken by ``fn()``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleave(
+    ours: Callable[[], float],
+    baseline: Callable[[], float],
+    *,
+    runs: int = 5,
+    warmup: int = 1,
+) -> tuple[list[float], list[float]]:
+    """Call ``ours`` and ``baseline`` alternately; each returns its own measured figure."""
+    for _ in range(warmup):
+        ours()
+        baseline()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(runs):
+        a.append(ours())
+        b.append(baseline())
+    return a, b
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="alp-db-bench-") as path:
+        yield Path(path)
