@@ -319,11 +319,16 @@ def ensure_database(cluster: Cluster, name: str) -> None:
         engine.dispose()
 
 
+_announced: set[Path] = set()  # say once per process which database is used
+
+
 def local_database_url(notice: Callable[[str], None]) -> URL:
     cluster, started = start_dev()
-    state = "started" if started else "using"
-    notice(
-        f"{state} the local development database (PostgreSQL {cluster.server_version()} "
-        f"in {cluster.home}); set DATABASE_URL to use another server"
-    )
+    if started or cluster.home not in _announced:
+        state = "started" if started else "using"
+        notice(
+            f"{state} the local development database (PostgreSQL {cluster.server_version()} "
+            f"in {cluster.home}); set DATABASE_URL to use another server"
+        )
+        _announced.add(cluster.home)
     return cluster.url()

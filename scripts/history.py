@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import Insert, Table, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -83,3 +83,38 @@ def create_statements() -> list[str]:
         for index in sorted(HISTORY_TABLE.indexes, key=lambda ix: ix.name or "")
     ]
     return [s.strip() for s in statements]
+
+
+@dataclass(frozen=True)
+class AppliedRecord:
+    """The latest successful upgrade of a revision, as migration_history has it."""
+
+    revision: str
+    checksum: str | None
+    applied_at: object
+    duration_ms: int | None
+    applied_by: str
+
+
+def latest_upgrades(conn: Connection) -> dict[str, AppliedRecord]:
+    """revision -> its most recent successful upgrade row (empty if the table is missing)."""
+    if conn.scalar(text("SELECT to_regclass('migration_history')")) is None:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT ON (revision) revision, checksum, applied_at, duration_ms, applied_by"
+            " FROM migration_history WHERE success AND direction = 'upgrade'"
+            " ORDER BY revision, applied_at DESC, id DESC"
+        )
+    ).all()
+    return {row.revision: AppliedRecord(*row) for row in rows}
+
+
+def changed_revisions(records: dict[str, AppliedRecord], paths: dict[str, str]) -> list[tuple[str, str]]:
+    """(revision, file) of each applied revision whose files no longer match its checksum."""
+    changed = []
+    for revision, record in sorted(records.items()):
+        path = paths.get(revision)
+        if path is not None and record.checksum and checksum(path) != record.checksum:
+            changed.append((revision, path))
+    return changed

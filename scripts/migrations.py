@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +30,40 @@ def script_directory(config: Config | None = None) -> ScriptDirectory:
     return ScriptDirectory.from_config(config or alembic_config())
 
 
+@dataclass(frozen=True)
+class MigrateResult:
+    after: str | None
+    applied: list[str]  # revisions applied by this run, oldest first
+
+
+def current_revision(database_url: str | URL | None) -> str | None:
+    from sqlalchemy import text
+
+    from scripts.config import resolve_url
+    from scripts.db import connect, make_engine
+
+    engine = make_engine(resolve_url(database_url, notice=lambda _: None))
+    try:
+        with connect(engine) as conn:
+            if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
+                return None
+            return conn.scalar(text("SELECT max(version_num) FROM alembic_version"))
+    finally:
+        engine.dispose()
+
+
+def migrate(database_url: str | URL | None = None, target: str = "head") -> MigrateResult:
+    """Upgrade to ``target`` and say what was applied."""
+    from scripts.config import resolve_url
+
+    database_url = resolve_url(database_url)
+    config = alembic_config(database_url)
+    _run(command.upgrade, config, target)
+    applied: list[str] = config.attributes.get("steps_done", [])
+    after = current_revision(database_url)
+    return MigrateResult(after=after, applied=list(applied))
+
+
 def upgrade(
     database_url: str | URL | None = None,
     target: str = "head",
@@ -38,16 +74,19 @@ def upgrade(
     config = alembic_config(database_url, stdout=output)
     if output is not None:
         config.output_buffer = output
-    try:
-        command.upgrade(config, target, sql=sql)
-    except CommandError as exc:
-        raise _command_error(exc, target) from None
+    _run(command.upgrade, config, target, sql=sql)
 
 
-def downgrade(database_url: str | URL | None = None, target: str = "-1") -> None:
+def downgrade(database_url: str | URL | None = None, target: str = "-1") -> list[str]:
+    """Downgrade to ``target``; the revisions undone, newest first."""
     config = alembic_config(database_url)
+    _run(command.downgrade, config, target)
+    return list(config.attributes.get("steps_done", []))
+
+
+def _run(fn: Callable[..., None], config: Config, target: str, **kwargs: object) -> None:
     try:
-        command.downgrade(config, target)
+        fn(config, target, **kwargs)
     except CommandError as exc:
         raise _command_error(exc, target) from None
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from scripts import history, locking
 from scripts.config import resolve_url, scrub
 from scripts.db import connect, make_engine
-from scripts.errors import AlpDbError, LockTimeout, MigrationFailed
+from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
 from scripts.settings import RuntimeSettings
 
 # alembic.command's work functions that change the database and so take the migration lock.
@@ -32,6 +33,8 @@ MUTATING_COMMANDS = frozenset({"upgrade", "downgrade", "do_stamp", "do_ensure_ve
 # alembic.command's work functions that run revisions and so write migration_history.
 MIGRATING_COMMANDS = frozenset({"upgrade", "downgrade"})
 LOCK_NOT_AVAILABLE = "55P03"
+INSUFFICIENT_PRIVILEGE = "42501"
+ENV_ALLOW_CHANGED = "ALP_DB_ALLOW_CHANGED_REVISIONS"
 QUERY_CANCELED = "57014"
 
 
@@ -42,10 +45,11 @@ def notice(message: str) -> None:
 class StepTracker:
     """Follows Alembic's steps: start time of each, the one running, and its history row."""
 
-    def __init__(self, work_fn: Callable[..., Iterable[Any]]) -> None:
+    def __init__(self, work_fn: Callable[..., Iterable[Any]], done: list[str] | None = None) -> None:
         self.work_fn = work_fn
         self.current: Any = None
         self.started = 0.0
+        self.done = done if done is not None else []  # revisions applied or undone, in order
 
     def fn(self, heads: Any, ctx: MigrationContext) -> Iterator[Any]:
         for step in self.work_fn(heads, ctx):
@@ -70,6 +74,7 @@ class StepTracker:
         if step.is_stamp or self.current is None:
             return
         ctx.execute(self.row(success=True, timed=not ctx.as_sql).insert())
+        self.done.append(self.current.revision.revision)
 
 
 def _settings(context: EnvironmentContext) -> RuntimeSettings:
@@ -141,7 +146,11 @@ def run_online(context: EnvironmentContext) -> None:
                 )
             )
             if command in MIGRATING_COMMANDS:
-                history.ensure_table(lock_conn)
+                try:
+                    history.ensure_table(lock_conn)
+                except DBAPIError as exc:
+                    raise describe_failure(exc, lock_conn, url, settings) from None
+                refuse_changed_revisions(context, lock_conn)
         conn = handed if handed is not None else stack.enter_context(connect(engine))
         _migrate(context, conn, lock_conn, settings, command, url)
 
@@ -159,7 +168,8 @@ def _migrate(
     options = configure_options(conn)
     # commits, so that Alembic starts each revision's transaction itself
     apply_timeouts(conn, settings)
-    tracker = StepTracker(_work_fn(context))
+    # callers (scripts.migrations) read back what this run did, decided under the lock
+    tracker = StepTracker(_work_fn(context), context.config.attributes.setdefault("steps_done", []))
     context.configure(
         connection=conn,
         transaction_per_migration=True,
@@ -178,6 +188,26 @@ def _migrate(
         if lock_conn is not None and tracker.current is not None and command in MIGRATING_COMMANDS:
             lock_conn.execute(tracker.row(success=False, error=str(exc)).insert())
         raise
+
+
+def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> None:
+    """Like Flyway's validate-on-migrate: an applied revision edited afterwards stops the run.
+
+    The database no longer matches what its file says, so migrating on top of it would
+    build on a lie. ``-x allow_changed_revisions=1`` (or the environment) overrides.
+    """
+    x_args = context.get_x_argument(as_dictionary=True)
+    if x_args.get("allow_changed_revisions") or os.environ.get(ENV_ALLOW_CHANGED):
+        return
+    script = environment(context).script
+    paths = {rev.revision: rev.path for rev in script.walk_revisions()}
+    changed = history.changed_revisions(history.latest_upgrades(conn), paths)
+    if changed:
+        revision, path = changed[0]
+        raise ChecksumMismatch(
+            f"revision {revision} was changed after it was applied ({os.path.basename(path)})",
+            "restore the file as applied (git log -p), and put the change in a new revision",
+        )
 
 
 def apply_timeouts(conn: Connection, settings: RuntimeSettings) -> None:
@@ -202,6 +232,11 @@ def describe_failure(exc: DBAPIError, conn: Connection, url: URL, settings: Runt
         return LockTimeout(
             f"lock timeout: waited {settings.lock_timeout} for a lock on {named}; another session holds it",
             "find it in pg_stat_activity / pg_locks, then retry, or raise ALP_DB_LOCK_TIMEOUT",
+        )
+    if code == INSUFFICIENT_PRIVILEGE:
+        return PermissionDenied(
+            f"migration failed: {first_line}",
+            f"grant the privilege to role {url.username!r}, or run migrations as the schema owner",
         )
     if code == QUERY_CANCELED:
         return MigrationFailed(

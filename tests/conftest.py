@@ -26,6 +26,7 @@ from scripts import migrations
 from scripts.config import parse_url
 from scripts.db import make_engine
 from scripts.devdb import Cluster, embedded_bindir
+from tests.project import ProjectCopy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,3 +183,12 @@ def engine(db_url: URL) -> Iterator[Engine]:
 def scalar(engine: Engine, sql: str, **params: object) -> object:
     with engine.connect() as conn:
         return conn.scalar(text(sql), params)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectCopy:
+    """A copy of alembic.ini + alembic/ that the library uses instead of the repository's."""
+    (tmp_path / "project").mkdir()
+    copy = ProjectCopy(tmp_path / "project")
+    monkeypatch.setenv("ALP_DB_HOME", str(copy.root))
+    return copy

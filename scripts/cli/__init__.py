@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from scripts.cli import devdb, migrate
+from scripts.cli import devdb, migrate, migration
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,4 +18,6 @@ def main(debug: bool) -> None:
 
 
 main.add_command(migrate.migrate)
+main.add_command(migrate.test_connection)
+main.add_command(migration.migration)
 main.add_command(devdb.dev_db)

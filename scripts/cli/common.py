@@ -59,7 +59,8 @@ def render(data: Any, fmt: str, *, columns: list[str] | None = None, title: str 
         table.add_column(col)
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
-    Console(soft_wrap=True).print(table)
+    # Off a terminal rich would squeeze the table into 80 columns; let it be as wide as it needs.
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250).print(table)
 
 
 format_option = click.option(

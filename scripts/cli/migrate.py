@@ -1,19 +1,59 @@
-"""``alp-db migrate``."""
+"""``alp-db migrate`` and ``alp-db test-connection``."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from scripts.cli.common import database_url_option, handle_errors
+from scripts.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    database_url_option,
+    format_option,
+    handle_errors,
+    render,
+)
 
 
 @click.command()
 @database_url_option
 @click.option("--to", "target", default="head", show_default=True, help="Target revision.")
-@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode).")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode; no database).")
 @handle_errors
 def migrate(database_url: str | None, target: str, sql: bool) -> None:
     """Apply pending migrations (like `alembic upgrade head`)."""
     from scripts import migrations
 
-    migrations.upgrade(database_url, target, sql=sql)
+    if sql:
+        migrations.upgrade(database_url, target, sql=True, output=sys.stdout)
+        return
+    result = migrations.migrate(database_url, target)
+    if result.applied:
+        click.echo(
+            f"applied {len(result.applied)} revision(s): {', '.join(result.applied)}; now at {result.after}"
+        )
+    else:
+        click.echo(f"nothing to do: database already at {result.after or 'base'}")
+
+
+@click.command("test-connection")
+@database_url_option
+@format_option
+@handle_errors
+def test_connection(database_url: str | None, fmt: str) -> None:
+    """Check connectivity, latency, current revision and migration privileges."""
+    from scripts.connection import check_connection
+
+    report = check_connection(database_url)
+    if fmt == "json":
+        render(report.as_json(), "json")
+    else:
+        click.echo(f"connected:  {report.url}")
+        click.echo(f"server:     PostgreSQL {report.server_version}")
+        click.echo(f"database:   {report.database} as {report.user}")
+        click.echo(f"latency:    {report.latency_ms} ms (connect {report.connect_ms} ms)")
+        click.echo(f"revision:   {report.current_revision or 'none (empty database)'}")
+        verdict = "yes" if report.can_migrate else "no — missing " + "; ".join(report.missing)
+        click.echo(f"can migrate: {verdict}")
+    sys.exit(EXIT_OK if report.can_migrate else EXIT_PROBLEMS)

@@ -1,0 +1,36 @@
+"""A throwaway copy of the project's migration directory, for tests that add revisions."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ProjectCopy:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        shutil.copy(REPO_ROOT / "alembic.ini", root / "alembic.ini")
+        shutil.copytree(REPO_ROOT / "alembic", root / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
+
+    @property
+    def versions(self) -> Path:
+        return self.root / "alembic" / "versions"
+
+    def add_revision(self, rev: str, name: str, down: str, upgrade: str, downgrade: str = "pass") -> Path:
+        path = self.versions / f"{rev}_{name}.py"
+        body_up = textwrap.indent(textwrap.dedent(upgrade).strip(), "    ")
+        body_down = textwrap.indent(textwrap.dedent(downgrade).strip(), "    ")
+        path.write_text(
+            f'"""{name.replace("_", " ")}."""\n\n'
+            "from alembic import op\n\n"
+            f'revision = "{rev}"\n'
+            f'down_revision = "{down}"\n'
+            "branch_labels = None\n"
+            "depends_on = None\n\n\n"
+            f"def upgrade() -> None:\n{body_up}\n\n\n"
+            f"def downgrade() -> None:\n{body_down}\n"
+        )
+        return path

@@ -1,0 +1,247 @@
+"""The migration runtime: one migrator at a time, timeouts, history rows, refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from scripts import migrations
+from scripts.db import make_engine
+from scripts.errors import ChecksumMismatch, LockTimeout, MigrationFailed
+from scripts.migrations import alembic_config
+from tests.project import REPO_ROOT
+
+REVISIONS = ["0001", "0002", "0003", "0004"]
+
+
+def query(url: URL, sql: str, **params: object) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params).all()]
+    finally:
+        engine.dispose()
+
+
+def cli_env(url: URL) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = url.render_as_string(hide_password=False)
+    return env
+
+
+def test_eight_migrators_at_once_apply_each_revision_exactly_once(empty_db_url: URL):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scripts", "migrate"],
+            cwd=REPO_ROOT,
+            env=cli_env(empty_db_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [proc.communicate(timeout=240) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, [err for _, err in outputs]
+    assert query(empty_db_url, "SELECT version_num FROM alembic_version") == [("0004",)]
+    applied = query(
+        empty_db_url,
+        "SELECT revision, count(*) FROM migration_history WHERE direction = 'upgrade' AND success"
+        " GROUP BY revision ORDER BY revision",
+    )
+    assert applied == [(rev, 1) for rev in REVISIONS]
+    assert sum("nothing to do" in out for out, _ in outputs) == 7
+
+
+def test_history_records_revision_name_checksum_duration_and_role(db_url: URL):
+    rows = query(
+        db_url,
+        "SELECT revision, migration_name, direction, length(checksum), duration_ms >= 0, success,"
+        " applied_by = current_user FROM migration_history ORDER BY applied_at DESC LIMIT 5",
+    )
+    assert rows == [
+        (rev, name, "upgrade", 64, True, True, True)
+        for rev, name in reversed(
+            [
+                ("0001", "0001_initial_schema"),
+                ("0002", "0002_create_indexes"),
+                ("0003", "0003_create_triggers"),
+                ("0004", "0004_create_views"),
+            ]
+        )
+    ]
+
+
+def test_guide_manual_rollback_update_on_history_works(db_url: URL):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        updated = conn.execute(
+            text(
+                "UPDATE migration_history SET success = false, error_message = 'Manually rolled back'"
+                " WHERE migration_name = '0004_create_views'"
+            )
+        ).rowcount
+    engine.dispose()
+    assert updated == 1
+
+
+def test_failing_revision_keeps_version_and_records_a_failed_row(project, db_url: URL):
+    project.add_revision(
+        "0005",
+        "add_table_then_fail",
+        "0004",
+        """
+        op.execute("CREATE TABLE half_done (id int)")
+        op.execute("SELECT 1 / 0")
+        """,
+    )
+    with pytest.raises(MigrationFailed, match="division by zero"):
+        migrations.upgrade(db_url)
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [("0004",)]
+    assert query(db_url, "SELECT to_regclass('half_done')") == [(None,)]
+    failed = query(
+        db_url,
+        "SELECT revision, direction, success, error_message FROM migration_history WHERE NOT success",
+    )
+    assert len(failed) == 1
+    assert failed[0][:3] == ("0005", "upgrade", False)
+    assert "division by zero" in failed[0][3]
+
+
+def test_migrator_blocked_by_a_held_lock_gives_up_and_names_the_table(project, db_url: URL):
+    project.add_revision(
+        "0005", "add_items_source_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN source text")'
+    )
+    holder = make_engine(db_url).connect()
+    holder.execute(text("LOCK TABLE items IN ACCESS SHARE MODE"))  # a long-running reader
+    try:
+        config = alembic_config(db_url)
+        config.attributes["runtime_overrides"] = {"lock_timeout": "200ms"}
+        from alembic import command
+
+        with pytest.raises(LockTimeout, match=r"lock on items") as caught:
+            command.upgrade(config, "head")
+        assert "200ms" in str(caught.value)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [("0004",)]
+    assert query(db_url, "SELECT success FROM migration_history WHERE revision = '0005'") == [(False,)]
+
+
+def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(project, db_url: URL):
+    """While one migrator holds the lock, the other waits outside any transaction.
+
+    Separate processes: Alembic's ``context`` proxy is process-global.
+    """
+    project.add_revision(
+        "0005", "wait_for_release", "0004", """op.execute("SELECT pg_advisory_xact_lock(42)")"""
+    )
+    gate = make_engine(db_url).connect()
+    gate.execute(text("SELECT pg_advisory_lock(42)"))  # blocks revision 0005 of the first migrator
+    gate.commit()
+    env = {**cli_env(db_url), "ALP_DB_HOME": str(project.root)}
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "scripts", "migrate"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first = start()
+    try:
+        wait_for(
+            db_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 42"
+        )
+        second = start()
+        # the second polls for the migration lock (its last statement is the try-lock)...
+        wait_for(
+            db_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
+            " AND datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock%'",
+        )
+        # ...and while it waits, nobody blocks on the migration lock or idles in a transaction
+        for _ in range(20):
+            assert query(
+                db_url,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid <> 42",
+            ) == [(0,)]
+            assert query(
+                db_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
+                " AND datname = current_database() AND state = 'idle in transaction'",
+            ) == [(0,)]
+    finally:
+        gate.execute(text("SELECT pg_advisory_unlock(42)"))
+        gate.close()
+    out_first, err_first = first.communicate(timeout=60)
+    out_second, err_second = second.communicate(timeout=60)
+    assert first.returncode == 0, err_first
+    assert second.returncode == 0, err_second
+    assert "applied 1 revision(s): 0005" in out_first
+    assert "nothing to do: database already at 0005" in out_second
+    assert "waiting for another migration" in err_second
+
+
+def wait_for(url: URL, sql: str, timeout_s: float = 30) -> None:
+    """Poll until ``sql`` returns a non-zero count."""
+    import time
+
+    engine = make_engine(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                if conn.scalar(text(sql)):
+                    return
+                conn.rollback()
+                time.sleep(0.02)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"condition never held: {sql}")
+
+
+def test_migrate_refuses_when_an_applied_revision_was_edited(project, db_url: URL):
+    sql_file = project.versions / "0004_create_views.upgrade.sql"
+    sql_file.write_text(sql_file.read_text() + "\n-- edited after it was applied\n")
+    project.add_revision(
+        "0005", "add_items_note_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN note text")'
+    )
+    with pytest.raises(ChecksumMismatch, match="revision 0004 was changed after it was applied"):
+        migrations.upgrade(db_url)
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [("0004",)]
+
+
+def test_timeouts_apply_to_the_migration_connection(project, db_url: URL):
+    project.add_revision(
+        "0005",
+        "record_timeouts",
+        "0004",
+        """
+        op.execute(
+            "CREATE TABLE seen_settings AS SELECT current_setting('lock_timeout') AS lt,"
+            " current_setting('statement_timeout') AS st"
+        )
+        """,
+        'op.execute("DROP TABLE seen_settings")',
+    )
+    config = alembic_config(db_url)
+    config.cmd_opts = None
+    os.environ["ALP_DB_STATEMENT_TIMEOUT"] = "7min"
+    try:
+        from alembic import command
+
+        config.attributes["runtime_overrides"] = {"lock_timeout": "1500ms"}
+        command.upgrade(config, "head")
+    finally:
+        del os.environ["ALP_DB_STATEMENT_TIMEOUT"]
+    assert query(db_url, "SELECT lt, st FROM seen_settings") == [("1500ms", "7min")]
