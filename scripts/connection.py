@@ -69,7 +69,10 @@ def check_connection(database_url: str | URL | None = None) -> ConnectionReport:
                 missing.append("ownership of " + ", ".join(not_owned))
             revision = None
             if facts.versioned:
-                revision = conn.scalar(text("SELECT string_agg(version_num, ',') FROM alembic_version"))
+                if conn.scalar(text("SELECT has_table_privilege('alembic_version', 'SELECT,UPDATE')")):
+                    revision = conn.scalar(text("SELECT string_agg(version_num, ',') FROM alembic_version"))
+                else:
+                    missing.append("SELECT and UPDATE on alembic_version")
     finally:
         engine.dispose()
     return ConnectionReport(

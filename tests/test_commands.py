@@ -1,0 +1,202 @@
+"""The guide's commands: generate, status, rollback, test-connection — library and CLI wiring."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from scripts import migrations
+from scripts.cli import main
+from scripts.connection import check_connection
+from scripts.db import make_engine
+from scripts.errors import ConfigError
+from scripts.generate import generate_revision, validate_name
+from scripts.rollback import IrreversibleRevision, plan_rollback, rollback
+from scripts.status import migration_status
+
+USER_PREFERENCES_UPGRADE = """
+    op.create_table(
+        "user_preferences",
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("preference_key", sa.String(100), nullable=False),
+        sa.Column("preference_value", postgresql.JSONB(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_user_preferences_user_id_users", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name="pk_user_preferences"),
+        sa.UniqueConstraint("user_id", "preference_key", name="uq_user_preferences_user_id_preference_key"),
+    )
+    op.create_index("ix_user_preferences_preference_key", "user_preferences", ["preference_key"])
+"""
+USER_PREFERENCES_DOWNGRADE = """
+    op.drop_index("ix_user_preferences_preference_key", table_name="user_preferences")
+    op.drop_table("user_preferences")
+"""
+
+
+def fill_revision(path, upgrade: str, downgrade: str) -> None:
+    source = path.read_text()
+    source = source.replace(
+        "from alembic import op\n", "from alembic import op\nfrom sqlalchemy.dialects import postgresql\n"
+    )
+    up_body = "\n".join(
+        "    " + line[4:] if line.startswith("    ") else line for line in upgrade.strip("\n").splitlines()
+    )
+    down_body = "\n".join(
+        "    " + line[4:] if line.startswith("    ") else line for line in downgrade.strip("\n").splitlines()
+    )
+    source = source.replace("def upgrade() -> None:\n    pass", "def upgrade() -> None:\n" + up_body, 1)
+    source = source.replace("def downgrade() -> None:\n    pass", "def downgrade() -> None:\n" + down_body, 1)
+    path.write_text(source)
+
+
+def table_exists(url: URL, name: str) -> bool:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "required"),
+        ("   ", "required"),
+        ("AddUserPreferences", "snake_case"),
+        ("add-user-preferences", "snake_case"),
+        ("preferences", "snake_case"),
+        ("update_schema", "does not say what"),
+        ("fix_bug", "does not say what"),
+    ],
+)
+def test_generate_rejects_empty_malformed_and_vague_names_with_a_hint(name: str, problem: str):
+    with pytest.raises(ConfigError, match=problem) as caught:
+        validate_name(name)
+    assert "add_user_preferences_table" in str(caught.value)
+
+
+def test_guide_user_preferences_example_round_trips_generate_upgrade_rollback(project, db_url: URL):
+    path = generate_revision("add_user_preferences_table")
+    assert path.name == "0005_add_user_preferences_table.py"
+    source = path.read_text()
+    assert "def upgrade() -> None:" in source and "def downgrade() -> None:" in source
+    assert "down_revision: str | Sequence[str] | None = '0004'" in source
+    fill_revision(path, USER_PREFERENCES_UPGRADE, USER_PREFERENCES_DOWNGRADE)
+
+    result = migrations.migrate(db_url)
+    assert result.applied == ["0005"] and table_exists(db_url, "user_preferences")
+
+    plan = plan_rollback(db_url)
+    assert plan.revisions == [("0005", "0005_add_user_preferences_table")] and plan.target == "0004"
+    rollback(plan, db_url)
+    assert not table_exists(db_url, "user_preferences")
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        events = conn.execute(
+            text("SELECT direction, success FROM migration_history WHERE revision = '0005' ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(e) for e in events] == [("upgrade", True), ("downgrade", True)]
+
+
+def test_generate_autogenerate_right_after_head_writes_an_empty_revision(project, db_url: URL):
+    path = generate_revision("check_models_match_database", autogenerate=True, database_url=db_url)
+    source = path.read_text()
+    body = source[source.index("def upgrade() -> None:") :]
+    assert "op." not in body and body.count("pass") == 2
+
+
+def test_rollback_refuses_a_revision_without_a_downgrade_and_changes_nothing(project, db_url: URL):
+    project.add_revision(
+        "0005", "add_items_origin_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
+    )
+    migrations.upgrade(db_url)
+    with pytest.raises(IrreversibleRevision, match="0005 cannot be rolled back"):
+        plan_rollback(db_url)
+    assert migrations.current_revision(db_url) == "0005"
+
+
+def test_rollback_steps_and_to_undo_the_right_revisions(db_url: URL):
+    assert [rev for rev, _ in plan_rollback(db_url, steps=2).revisions] == ["0004", "0003"]
+    plan = plan_rollback(db_url, to="0002")
+    assert [rev for rev, _ in plan.revisions] == ["0004", "0003"] and plan.target == "0002"
+    rollback(plan, db_url)
+    assert migrations.current_revision(db_url) == "0002"
+
+
+def test_status_lists_every_revision_with_when_how_long_who_and_checksum(project, db_url: URL):
+    project.add_revision(
+        "0005", "add_items_origin_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
+    )
+    report = migration_status(db_url)
+    assert [r.revision for r in report.revisions] == ["0001", "0002", "0003", "0004", "0005"]
+    assert report.pending == ["0005"]
+    applied = report.revisions[0]
+    assert applied.applied and applied.applied_at is not None and applied.duration_ms is not None
+    assert applied.applied_by and applied.checksum_ok is True
+
+    sql_file = project.versions / "0002_create_indexes.upgrade.sql"
+    sql_file.write_text(sql_file.read_text() + "\n-- edited\n")
+    result = CliRunner().invoke(
+        main, ["migration", "status", "--format", "json", "--database-url", db_url.render_as_string(False)]
+    )
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    by_rev = {r["revision"]: r for r in data["revisions"]}
+    assert by_rev["0002"]["checksum_ok"] is False and by_rev["0001"]["checksum_ok"] is True
+    assert data["current"] == ["0004"]
+
+
+def test_test_connection_reports_version_latency_revision_and_privileges(db_url: URL):
+    report = check_connection(db_url)
+    assert report.server_version[:2].isdigit() and report.latency_ms >= 0
+    assert report.current_revision == "0004" and report.can_migrate and report.missing == []
+    result = CliRunner().invoke(main, ["test-connection", "--database-url", db_url.render_as_string(False)])
+    assert result.exit_code == 0 and "can migrate: yes" in result.stdout
+
+
+def test_test_connection_says_when_the_role_cannot_migrate(pg_server, db_url: URL):
+    role = f"alp_reader_{db_url.database[-8:]}"
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN")
+        conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+    engine.dispose()
+    try:
+        report = check_connection(db_url.set(username=role))
+        assert not report.can_migrate
+        assert "CREATE on schema public" in report.missing
+        assert any(m.startswith("ownership of") for m in report.missing)
+        result = CliRunner().invoke(
+            main, ["test-connection", "--database-url", db_url.set(username=role).render_as_string(False)]
+        )
+        assert result.exit_code == 1 and "can migrate: no" in result.stdout
+    finally:
+        pg_server.drop_database(db_url.database)
+        with pg_server.admin_engine().connect() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+
+
+def test_migrate_cli_applies_then_says_nothing_to_do(empty_db_url: URL):
+    url = empty_db_url.render_as_string(False)
+    first = CliRunner().invoke(main, ["migrate", "--database-url", url])
+    assert first.exit_code == 0, first.output
+    assert "applied 4 revision(s): 0001, 0002, 0003, 0004; now at 0004" in first.stdout
+    second = CliRunner().invoke(main, ["migrate", "--database-url", url])
+    assert "nothing to do: database already at 0004" in second.stdout
+
+
+def test_migrate_sql_prints_offline_sql_without_a_database(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("ALP_DB_DEV_DIR", "/nonexistent/never-created")
+    result = CliRunner().invoke(main, ["migrate", "--sql"])
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE attempts" in result.stdout and "INSERT INTO migration_history" in result.stdout

@@ -1,0 +1,70 @@
+"""The local development database: started on demand, used without DATABASE_URL, managed by dev-db."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from scripts.devdb import Cluster
+from tests.project import REPO_ROOT
+
+SYSTEM_PG15 = Path("/usr/lib/postgresql/15/bin")
+
+
+def run(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+@pytest.fixture
+def dev_env():
+    home = Path(tempfile.mkdtemp(prefix="alp-db-devdb-"))
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "ALP_DB_PG_BINDIR"}}
+    env["ALP_DB_DEV_DIR"] = str(home / ".pgdata")
+    try:
+        yield env, home / ".pgdata"
+    finally:
+        Cluster(home=home / ".pgdata").destroy()
+        subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def test_migrate_without_database_url_starts_and_uses_the_local_database(dev_env):
+    env, pgdata = dev_env
+    first = run(sys.executable, "-m", "scripts", "migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "started the local development database" in first.stderr
+    assert "now at 0004" in first.stdout
+    # plain alembic uses the same database, still running
+    current = run(sys.executable, "-m", "alembic", "current", env=env)
+    assert current.returncode == 0 and "0004 (head)" in current.stdout
+    assert "using the local development database" in current.stderr
+
+    status = run(sys.executable, "-m", "scripts", "dev-db", "status", env=env)
+    assert status.returncode == 0 and status.stdout.startswith("running: PostgreSQL 18")
+    url = run(sys.executable, "-m", "scripts", "dev-db", "url", env=env)
+    assert url.stdout.startswith("postgresql+psycopg2://postgres@/alp_dev?host=")
+
+    stopped = run(sys.executable, "-m", "scripts", "dev-db", "stop", env=env)
+    assert stopped.stdout.strip() == "stopped"
+    status = run(sys.executable, "-m", "scripts", "dev-db", "status", env=env)
+    assert status.returncode == 3 and status.stdout.startswith("stopped")
+
+    destroyed = run(sys.executable, "-m", "scripts", "dev-db", "destroy", "--yes", env=env)
+    assert destroyed.returncode == 0 and not pgdata.exists()
+
+
+@pytest.mark.skipif(not (SYSTEM_PG15 / "postgres").exists(), reason="no PostgreSQL 15 server binaries here")
+def test_dev_db_start_with_bindir_uses_other_server_binaries(dev_env):
+    env, _ = dev_env
+    started = run(sys.executable, "-m", "scripts", "dev-db", "start", "--bindir", str(SYSTEM_PG15), env=env)
+    assert started.returncode == 0, started.stderr
+    assert "PostgreSQL 15" in started.stdout
+    migrated = run(sys.executable, "-m", "scripts", "migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "now at 0004" in migrated.stdout

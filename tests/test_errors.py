@@ -1,0 +1,187 @@
+"""Bad input: one clear line, a non-zero exit, no traceback, never the password."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from scripts.config import parse_url
+from scripts.db import make_engine
+from tests.project import REPO_ROOT
+
+SECRET = "s3cr@t#pa%ss!"
+
+
+def run_cli(*args: str, database_url: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environ.update(env)
+    if database_url is not None:
+        environ["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "scripts", *args],
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("alp-db: error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+@pytest.fixture
+def password_role(pg_server, empty_db_url: URL):
+    """A role with a password full of URL-special characters, reachable over TCP with SCRAM."""
+    if pg_server.tcp_port is None:
+        pytest.skip("needs the suite's own cluster (a TCP listener with password authentication)")
+    db_url = empty_db_url
+    role = f"alp_pw_{db_url.database[-8:]}"
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD %(pw)s", {"pw": SECRET})
+        conn.exec_driver_sql(f"ALTER SCHEMA public OWNER TO {quoted}")
+        conn.exec_driver_sql(
+            f"ALTER DATABASE {conn.dialect.identifier_preparer.quote(db_url.database)} OWNER TO {quoted}"
+        )
+    engine.dispose()
+    yield role, f"postgresql://{role}:{SECRET}@127.0.0.1:{pg_server.tcp_port}/{db_url.database}"
+    pg_server.drop_database(db_url.database)
+    with pg_server.admin_engine().connect() as conn:
+        conn.exec_driver_sql(f"DROP ROLE {quoted}")
+
+
+def test_guide_style_url_with_special_characters_in_the_password_migrates(password_role):
+    role, raw_url = password_role
+    url = parse_url(raw_url)
+    assert url.drivername == "postgresql+psycopg2" and url.password == SECRET
+    migrated = run_cli("migrate", database_url=raw_url)
+    assert migrated.returncode == 0, migrated.stderr
+    result = run_cli("test-connection", database_url=raw_url)
+    assert result.returncode == 0, result.stdout
+    assert f"as {role}" in result.stdout and "revision:   0004" in result.stdout
+    assert SECRET not in result.stdout + result.stderr + migrated.stdout + migrated.stderr
+
+
+def test_plain_alembic_reads_the_guide_style_database_url(password_role):
+    _, raw_url = password_role
+    environ = {**os.environ, "DATABASE_URL": raw_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_percent_encoded_password_is_decoded(password_role):
+    role, raw_url = password_role
+    from urllib.parse import quote
+
+    encoded = raw_url.replace(SECRET, quote(SECRET, safe=""))
+    assert parse_url(encoded).password == SECRET
+
+
+def test_wrong_password_is_one_line_without_the_password(password_role):
+    _, raw_url = password_role
+    wrong = raw_url.replace(SECRET, SECRET + "x")
+    result = run_cli("migrate", database_url=wrong)
+    assert_one_clear_line(result, "login refused")
+
+
+def test_malformed_url():
+    result = run_cli("migrate", database_url="postgresql//nohost")
+    assert_one_clear_line(result, "malformed")
+
+
+def test_non_postgres_url():
+    result = run_cli("migrate", database_url="mysql://u:p@localhost/db")
+    assert_one_clear_line(result, "not PostgreSQL")
+
+
+def test_unreachable_host_fails_fast():
+    result = run_cli(
+        "migrate", database_url=f"postgresql://u:{SECRET}@127.0.0.1:1/db", ALP_DB_CONNECT_TIMEOUT="3"
+    )
+    assert_one_clear_line(result, "cannot reach the database", "127.0.0.1")
+
+
+def test_missing_database(db_url: URL):
+    missing = db_url.set(database="no_such_database_here").render_as_string(False)
+    result = run_cli("migrate", database_url=missing)
+    assert_one_clear_line(result, "does not exist")
+
+
+def test_unknown_revision(db_url: URL):
+    result = run_cli("migrate", "--to", "9999", database_url=db_url.render_as_string(False))
+    assert_one_clear_line(result, "9999")
+
+
+def test_missing_privilege_to_migrate(pg_server, empty_db_url: URL):
+    role = f"alp_nopriv_{empty_db_url.database[-8:]}"
+    engine = make_engine(empty_db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN")
+        conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+    engine.dispose()
+    try:
+        result = run_cli("migrate", database_url=empty_db_url.set(username=role).render_as_string(False))
+        assert_one_clear_line(result, "permission denied")
+    finally:
+        pg_server.drop_database(empty_db_url.database)
+        with pg_server.admin_engine().connect() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+
+
+def test_edited_applied_revision_stops_migrate(project, db_url: URL):
+    sql_file = project.versions / "0001_initial_schema.upgrade.sql"
+    sql_file.write_text(sql_file.read_text().replace("varchar(200)", "varchar(250)"))
+    result = run_cli("migrate", database_url=db_url.render_as_string(False), ALP_DB_HOME=str(project.root))
+    assert_one_clear_line(result, "revision 0001 was changed after it was applied")
+
+
+def test_lock_timeout_names_the_table(project, db_url: URL):
+    project.add_revision(
+        "0005",
+        "add_users_nickname_column",
+        "0004",
+        'op.execute("ALTER TABLE users ADD COLUMN nickname text")',
+    )
+    holder = make_engine(db_url).connect()
+    holder.execute(text("SELECT count(*) FROM users"))  # an open transaction holding ACCESS SHARE
+    try:
+        result = run_cli(
+            "migrate",
+            database_url=db_url.render_as_string(False),
+            ALP_DB_HOME=str(project.root),
+            ALP_DB_LOCK_TIMEOUT="300ms",
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_one_clear_line(result, "lock timeout", "users", "300ms")
+
+
+def test_debug_flag_shows_the_traceback():
+    result = run_cli("--debug", "migrate", database_url="postgresql//nohost")
+    assert result.returncode != 0 and "Traceback" in result.stderr
