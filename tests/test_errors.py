@@ -94,7 +94,7 @@ def test_plain_alembic_reads_the_guide_style_database_url(password_role):
 
 
 def test_percent_encoded_password_is_decoded(password_role):
-    role, raw_url = password_role
+    _, raw_url = password_role
     from urllib.parse import quote
 
     encoded = raw_url.replace(SECRET, quote(SECRET, safe=""))
