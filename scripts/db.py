@@ -18,10 +18,19 @@ ENV_CONNECT_TIMEOUT = "ALP_DB_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT_S = 5
 
 
-def make_engine(url: URL, **kwargs: object) -> Engine:
-    """An engine that fails fast on an unreachable host and names itself in pg_stat_activity."""
+def make_engine(url: URL, *, session_settings: dict[str, str] | None = None, **kwargs: object) -> Engine:
+    """An engine that fails fast on an unreachable host and names itself in pg_stat_activity.
+
+    ``session_settings`` (e.g. lock_timeout) are sent in the startup packet (libpq
+    ``options``), so they cost no round trip and hold for the whole session.
+    """
     timeout = int(os.environ.get(ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S))
-    connect_args = {"connect_timeout": timeout, "application_name": "alp-db"}
+    connect_args: dict[str, object] = {"connect_timeout": timeout, "application_name": "alp-db"}
+    if session_settings:
+        # libpq splits options on spaces; a backslash escapes one (values here are validated)
+        connect_args["options"] = " ".join(
+            f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in session_settings.items()
+        )
     return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
 
 

@@ -60,8 +60,8 @@ def migrate(database_url: str | URL | None = None, target: str = "head") -> Migr
     config = alembic_config(database_url)
     _run(command.upgrade, config, target)
     applied: list[str] = config.attributes.get("steps_done", [])
-    after = current_revision(database_url)
-    return MigrateResult(after=after, applied=list(applied))
+    heads = config.attributes.get("heads_after", ())
+    return MigrateResult(after=max(heads) if heads else None, applied=list(applied))
 
 
 def upgrade(

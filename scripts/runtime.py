@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -50,6 +50,7 @@ class StepTracker:
         self.current: Any = None
         self.started = 0.0
         self.done = done if done is not None else []  # revisions applied or undone, in order
+        self.heads: set[str] = set()
 
     def fn(self, heads: Any, ctx: MigrationContext) -> Iterator[Any]:
         for step in self.work_fn(heads, ctx):
@@ -70,7 +71,10 @@ class StepTracker:
             error_message=error,
         )
 
-    def on_version_apply(self, ctx: MigrationContext, step: MigrationInfo, *_: Any, **__: Any) -> None:
+    def on_version_apply(
+        self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], *_: Any, **__: Any
+    ) -> None:
+        self.heads = set(heads)
         if step.is_stamp or self.current is None:
             return
         ctx.execute(self.row(success=True, timed=not ctx.as_sql).insert())
@@ -131,7 +135,9 @@ def run_online(context: EnvironmentContext) -> None:
     command = _work_fn_name(context)
     handed: Connection | None = config.attributes.get("connection")
     url: URL = handed.engine.url if handed is not None else resolve_url(config.attributes.get("database_url"))
-    engine = handed.engine if handed is not None else make_engine(url)
+    engine = (
+        handed.engine if handed is not None else make_engine(url, session_settings=settings.session_settings)
+    )
     with ExitStack() as stack:
         lock_conn: Connection | None = None
         if command in MUTATING_COMMANDS:
@@ -152,7 +158,7 @@ def run_online(context: EnvironmentContext) -> None:
                     raise describe_failure(exc, lock_conn, url, settings) from None
                 refuse_changed_revisions(context, lock_conn)
         conn = handed if handed is not None else stack.enter_context(connect(engine))
-        _migrate(context, conn, lock_conn, settings, command, url)
+        _migrate(context, conn, lock_conn, settings, command, url, handed)
 
 
 def _migrate(
@@ -162,12 +168,19 @@ def _migrate(
     settings: RuntimeSettings,
     command: str,
     url: URL,
+    handed: Connection | None,
 ) -> None:
-    from scripts.autogen import configure_options
+    options: dict[str, Any] = {}
+    if command not in MUTATING_COMMANDS:
+        # comparing models (check, revision --autogenerate) needs them; running revisions does
+        # not, and importing the ORM and enum plugin would slow every migration run
+        from scripts.autogen import configure_options
 
-    options = configure_options(conn)
-    # commits, so that Alembic starts each revision's transaction itself
-    apply_timeouts(conn, settings)
+        options = configure_options(conn)
+        if handed is None:
+            conn.commit()  # so that Alembic starts each revision's transaction itself
+    if handed is not None:  # our own connections got the timeouts at connect time
+        apply_timeouts(conn, settings)
     # callers (scripts.migrations) read back what this run did, decided under the lock
     tracker = StepTracker(_work_fn(context), context.config.attributes.setdefault("steps_done", []))
     context.configure(
@@ -179,6 +192,9 @@ def _migrate(
     )
     try:
         context.run_migrations()
+        if not tracker.done:  # else on_version_apply already saw the final heads
+            tracker.heads = set(context.get_context().get_current_heads())
+        context.config.attributes["heads_after"] = tuple(sorted(tracker.heads))
     except DBAPIError as exc:
         error = describe_failure(exc, conn, url, settings)
         if lock_conn is not None and tracker.current is not None and command in MIGRATING_COMMANDS:
@@ -201,7 +217,7 @@ def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> N
         return
     script = environment(context).script
     paths = {rev.revision: rev.path for rev in script.walk_revisions()}
-    changed = history.changed_revisions(history.latest_upgrades(conn), paths)
+    changed = history.changed_revisions(history.latest_upgrades(conn, ensured=True), paths)
     if changed:
         revision, path = changed[0]
         raise ChecksumMismatch(
@@ -211,12 +227,14 @@ def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> N
 
 
 def apply_timeouts(conn: Connection, settings: RuntimeSettings) -> None:
-    """Session-level, so they hold in every revision's transaction and in autocommit blocks."""
+    """Session-level, so they hold in every revision's transaction and in autocommit blocks.
+
+    For a connection handed in by the caller, whose transaction is the caller's to end.
+    """
     conn.execute(
         text("SELECT set_config('lock_timeout', :lt, false), set_config('statement_timeout', :st, false)"),
         {"lt": settings.lock_timeout, "st": settings.statement_timeout},
     )
-    conn.commit()
 
 
 def describe_failure(exc: DBAPIError, conn: Connection, url: URL, settings: RuntimeSettings) -> AlpDbError:

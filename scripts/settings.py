@@ -25,7 +25,7 @@ SOURCES = {
 
 
 def duration(name: str, value: str) -> str:
-    value = value.strip()
+    value = value.replace(" ", "")
     if not _DURATION.match(value):
         raise ConfigError(
             f"{name} {value!r} is not a duration", "use a PostgreSQL duration such as 5s or 500ms"
@@ -38,6 +38,10 @@ class RuntimeSettings:
     lock_timeout: str = DEFAULT_LOCK_TIMEOUT
     statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
     migration_lock_wait: float = DEFAULT_MIGRATION_LOCK_WAIT_S
+
+    @property
+    def session_settings(self) -> dict[str, str]:
+        return {"lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout}
 
     @classmethod
     def resolve(

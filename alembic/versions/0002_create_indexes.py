@@ -1,5 +1,7 @@
-"""Indexes for the query paths: recent attempts per learner and per item, active items,
-unique case-insensitive e-mail, BRIN on attempt time, foreign-key lookups.
+"""Indexes for the platform's query paths.
+
+Recent attempts per learner and per item, active items by difficulty, unique
+case-insensitive e-mail, BRIN on attempt time, foreign-key lookups.
 
 Plain CREATE INDEX (SHARE lock, blocks writes) is right only because the tables are empty
 when this first runs; later index revisions use CONCURRENTLY in an autocommit block.

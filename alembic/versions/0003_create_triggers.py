@@ -1,5 +1,7 @@
-"""Integrity triggers: updated_at maintenance, e-mail normalisation, append-only attempts,
-attempts only on active items, no cycles in the skill hierarchy.
+"""Integrity triggers.
+
+updated_at maintenance, e-mail normalisation, append-only attempts, attempts only on
+active items, no cycles in the skill hierarchy.
 
 CREATE TRIGGER takes SHARE ROW EXCLUSIVE on each table for a moment (metadata only).
 

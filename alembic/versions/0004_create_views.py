@@ -1,6 +1,7 @@
-"""Monitoring views (table_sizes, slow_queries, index_usage, connection_stats,
-system_health — no pg_stat_statements needed) and analytics views (item_statistics,
-learner_progress, daily_activity).
+"""Monitoring and analytics views.
+
+Monitoring: table_sizes, slow_queries, index_usage, connection_stats, system_health —
+no pg_stat_statements needed. Analytics: item_statistics, learner_progress, daily_activity.
 
 Views take no lock on their tables at creation beyond a brief ACCESS SHARE.
 
