@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 ERROR, WARNING = "error", "warning"
 
 FILE_NAME = re.compile(r"^(?P<number>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$")
+NUMBER_PREFIX = re.compile(r"^(?P<number>\d{4})(?!\d)")
 # Python files in versions/ that are not revisions (Alembic skips the same ones).
 NOT_REVISION_FILES = frozenset({"__init__.py"})
 EDITOR_LOCK_PREFIX = ".#"
@@ -65,7 +66,7 @@ class RevisionFile:
     path: Path
     revision: str | None
     down_revisions: tuple[str, ...]
-    number: str | None  # NNNN from a well-formed file name
+    number: str | None  # the file name's leading NNNN, if it has one
     # squawk rules the revision waives as a whole: ``squawk_ignore = ("rule",)`` in its module,
     # with a comment saying why (for .sql files, ``-- squawk-ignore rule`` above a statement).
     squawk_ignore: tuple[str, ...] = ()
@@ -116,7 +117,7 @@ class ValidationReport:
         return data
 
 
-def validate_migrations(database_url: str | None = None, *, offline: bool = False) -> ValidationReport:
+def validate_migrations(database_url: str | URL | None = None, *, offline: bool = False) -> ValidationReport:
     from scripts import migrations
 
     versions = migrations.versions_dir()
@@ -166,8 +167,8 @@ def scan_versions(versions: Path) -> tuple[list[RevisionFile], list[Finding]]:
     for path in sorted(versions.glob("*.py")):
         if path.name in NOT_REVISION_FILES or path.name.startswith(EDITOR_LOCK_PREFIX):
             continue
-        match = FILE_NAME.match(path.name)
-        number = match["number"] if match else None
+        leading = NUMBER_PREFIX.match(path.name)
+        number = leading["number"] if leading else None
         try:
             ids = _module_ids(path)
         except (SyntaxError, ValueError) as exc:
@@ -226,7 +227,7 @@ def check_files(revisions: list[RevisionFile], versions: Path) -> list[Finding]:
     known = [r for r in revisions if r.revision]
     ids = {r.revision for r in known}
     for r in revisions:
-        if r.number is None:
+        if not FILE_NAME.match(r.path.name):
             findings.append(
                 Finding(
                     "malformed-file-name",

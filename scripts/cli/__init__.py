@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from scripts.cli import checks, devdb, migrate
+from scripts.cli import backup, checks, devdb, migrate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +20,4 @@ def main(debug: bool) -> None:
 main.add_command(migrate.migrate)
 main.add_command(devdb.dev_db)
 main.add_command(checks.validate_migrations)
+main.add_command(backup.backup)
