@@ -425,3 +425,18 @@ def test_cli_text_output_names_the_problem_and_exits_1(versions: Path) -> None:
     assert "ERROR [multiple-heads]: 2 heads (0004, 0005)" in result.stdout
     assert "how to fix: renumber the later branch" in result.stdout
     assert "1 error(s), 0 warning(s)" in result.stdout
+
+
+def test_empty_database_is_consistent_with_any_tree(empty_db_url: URL) -> None:
+    report = validate_migrations(empty_db_url)
+
+    assert report.findings == []
+    assert report.checked == ["files", "lint", "history"]
+
+
+def test_database_migrated_without_the_runtime_is_reported(engine: Engine, db_url: URL) -> None:
+    execute(engine, "DROP TABLE migration_history")
+
+    finding = only(validate_migrations(db_url), "history-table-missing")
+
+    assert "alembic_version is at 0004 but there is no migration_history table" in finding.message
