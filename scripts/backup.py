@@ -75,19 +75,19 @@ def create_backup(database_url: str | URL | None = None, output: str | Path | No
     pg_dump, version = find_pg_dump()
     started = time.monotonic()
     path, fd = _create_private_file(Path(output) if output else None, url)
+    written = False
     try:
         with _passfile(url.password) as passfile:
             command = build_command(url, pg_dump, passfile)
             result = subprocess.run(
                 command.argv, stdout=fd, stderr=subprocess.PIPE, env=command.env, text=True, check=False
             )
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+        written = result.returncode == 0
     finally:
         os.close(fd)
-    if result.returncode != 0:
-        path.unlink(missing_ok=True)
+        if not written:  # never leave a truncated dump that looks like a backup
+            path.unlink(missing_ok=True)
+    if not written:
         raise _dump_error(result.stderr, url)
     return Backup(
         path=path,

@@ -26,13 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scripts import history
+from scripts import history, sqllint
 from scripts.errors import DatabaseUnreachable, DevDatabaseError, PermissionDenied
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
-
-    from scripts import sqllint
 
 ERROR, WARNING = "error", "warning"
 
@@ -339,7 +337,6 @@ def check_heads(heads: list[str]) -> list[Finding]:
 
 def lint_revisions(revisions: list[RevisionFile], *, alembic_can_load: bool) -> list[Finding]:
     """squawk over each revision's SQL files; Python-only revisions through their offline SQL."""
-    from scripts import sqllint
     from scripts.config import project_home
 
     findings: list[Finding] = []
@@ -364,8 +361,6 @@ def lint_revisions(revisions: list[RevisionFile], *, alembic_can_load: bool) -> 
 
 
 def _rendered_unit(r: RevisionFile, tmp: Path, alembic_can_load: bool) -> sqllint.LintUnit | Finding:
-    from scripts import sqllint
-
     assert r.revision is not None
     if not alembic_can_load:
         return _not_rendered(r, "fix the errors above first: Alembic cannot load the revisions")
@@ -388,12 +383,11 @@ def _lint_finding(v: sqllint.Violation) -> Finding:
         if unit.rendered
         else f"`-- squawk-ignore {v.rule}` on the line above the statement"
     )
+    how_to_fix = f"{advice}If it is safe here (a new or small table), say why in a comment and add {waiver}"
+    if v.rule == sqllint.SYNTAX_ERROR_RULE:
+        how_to_fix = "fix the SQL; squawk parses PostgreSQL's grammar and the server would reject it too"
     return Finding(
-        f"lint:{v.rule}",
-        ERROR,
-        unit.revision,
-        f"{where}: {v.message.rstrip('.')}{statement}",
-        f"{advice}If it is safe here (a new or small table), say why in a comment and add {waiver}",
+        f"lint:{v.rule}", ERROR, unit.revision, f"{where}: {v.message.rstrip('.')}{statement}", how_to_fix
     )
 
 

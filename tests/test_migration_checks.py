@@ -440,3 +440,14 @@ def test_database_migrated_without_the_runtime_is_reported(engine: Engine, db_ur
     finding = only(validate_migrations(db_url), "history-table-missing")
 
     assert "alembic_version is at 0004 but there is no migration_history table" in finding.message
+
+
+def test_unparseable_sql_is_reported_once_per_file(versions: Path) -> None:
+    add_sql_revision(
+        versions, "0005_add_users_nickname", "0004", "ALTER TABLE users ADD COLUM nickname text;"
+    )
+
+    finding = only(validate_migrations(offline=True), "lint:syntax-error")
+
+    assert "0005_add_users_nickname.upgrade.sql:1" in finding.message
+    assert finding.how_to_fix.startswith("fix the SQL")
