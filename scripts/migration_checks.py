@@ -327,7 +327,7 @@ def check_heads(heads: list[str]) -> list[Finding]:
             f"{len(heads)} heads ({', '.join(heads)}): revisions branch from the same parent, "
             "so `alembic upgrade head` cannot choose",
             "renumber the later branch onto the other (set its down_revision to the other head and give it "
-            "the next number), or join them with `alembic merge heads -m merge_branches`",
+            "the next number), or join them with `alembic merge heads -m merge_branches --rev-id NNNN`",
         )
     ]
 
@@ -362,13 +362,30 @@ def lint_revisions(revisions: list[RevisionFile], *, alembic_can_load: bool) -> 
 
 def _rendered_unit(r: RevisionFile, tmp: Path, alembic_can_load: bool) -> sqllint.LintUnit | Finding:
     assert r.revision is not None
+    command = f"alembic upgrade {r.down_revisions[0] if r.down_revisions else 'base'}:{r.revision} --sql"
     if not alembic_can_load:
-        return _not_rendered(r, "fix the errors above first: Alembic cannot load the revisions")
+        return Finding(
+            "lint-skipped",
+            WARNING,
+            r.revision,
+            f"{r.path.name} was not linted: Alembic cannot load the revisions while the errors above remain",
+            "fix those errors, then run validate-migrations again",
+        )
     path = tmp / f"{r.path.stem}.offline.sql"
     try:
         path.write_text(offline_sql(r.revision, r.down_revisions[0] if r.down_revisions else None))
     except Exception as exc:  # revision code is the user's: whatever it raises is the finding
-        return _not_rendered(r, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        # SPEC §5: DBAs review and apply the offline SQL, so a revision must render in offline mode
+        return Finding(
+            "offline-sql-failed",
+            ERROR,
+            r.revision,
+            f"{r.path.name} cannot be rendered as offline SQL ({type(exc).__name__}: {first_line}), "
+            "so a DBA cannot review it and it was not linted",
+            f"run `{command}` to see the error; a revision must not read the database in upgrade() "
+            "(use op.execute with SQL, or the batched data-migration helper, which emits a SQL loop offline)",
+        )
     label = f"{r.path.name} (offline SQL)"
     return sqllint.LintUnit(r.revision, label, path, rendered=True, waived=r.squawk_ignore)
 
@@ -388,16 +405,6 @@ def _lint_finding(v: sqllint.Violation) -> Finding:
         how_to_fix = "fix the SQL; squawk parses PostgreSQL's grammar and the server would reject it too"
     return Finding(
         f"lint:{v.rule}", ERROR, unit.revision, f"{where}: {v.message.rstrip('.')}{statement}", how_to_fix
-    )
-
-
-def _not_rendered(r: RevisionFile, reason: str) -> Finding:
-    return Finding(
-        "lint-not-rendered",
-        WARNING,
-        r.revision,
-        f"{r.path.name}: its offline SQL could not be rendered, so it was not linted ({reason})",
-        f"check `alembic upgrade {r.down_revisions[0] if r.down_revisions else 'base'}:{r.revision} --sql`",
     )
 
 

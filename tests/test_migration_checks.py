@@ -451,3 +451,21 @@ def test_unparseable_sql_is_reported_once_per_file(versions: Path) -> None:
 
     assert "0005_add_users_nickname.upgrade.sql:1" in finding.message
     assert finding.how_to_fix.startswith("fix the SQL")
+
+
+def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Path) -> None:
+    add_python_revision(
+        versions,
+        "0005_backfill_users_ability",
+        "0004",
+        """
+        if op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar():
+            op.execute("UPDATE users SET ability = 0")
+        """,
+    )
+
+    finding = only(validate_migrations(offline=True), "offline-sql-failed")
+
+    assert finding.severity == "error"
+    assert "0005_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
+    assert "alembic upgrade 0004:0005 --sql" in finding.how_to_fix
