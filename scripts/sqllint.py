@@ -97,7 +97,7 @@ def squawk_binary() -> Path:
     if found is None:
         raise LintUnavailable(
             "squawk, the SQL migration linter, is not installed",
-            'run pip install -e ".[dev]" (it installs squawk-cli), or use --offline on a machine that has it',
+            'run pip install -e ".[dev]" (it installs squawk-cli) or put squawk on PATH',
         )
     return Path(found)
 
@@ -122,7 +122,10 @@ def squawk_argv(unit: LintUnit, squawk: Path) -> list[str]:
 
 
 def lint(units: list[LintUnit], *, cwd: Path) -> list[Violation]:
-    """Run squawk over each unit (its flags depend on the revision) and collect violations."""
+    """Run squawk over each unit (its flags depend on the revision) and collect violations.
+
+    ``cwd`` is the project root, where squawk would also read a ``.squawk.toml`` if one is added.
+    """
     if not units:
         return []
     squawk = squawk_binary()
@@ -139,7 +142,7 @@ def lint(units: list[LintUnit], *, cwd: Path) -> list[Violation]:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise LintUnavailable(
                 f"squawk could not lint {unit.label}: {detail[0] if detail else 'no output'}",
-                "run the squawk command by hand to see why, or use --offline",
+                f"run {squawk} --reporter=json {unit.path} to see why",
             )
         violations += _violations(unit, reported)
     return violations
