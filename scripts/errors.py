@@ -47,3 +47,11 @@ class ChecksumMismatch(AlpDbError):
 
 class DevDatabaseError(AlpDbError):
     """The local development cluster could not be initialised, started or stopped."""
+
+
+class LintUnavailable(AlpDbError):
+    """The SQL linter (squawk) is missing or could not read a revision's SQL."""
+
+
+class BackupFailed(AlpDbError):
+    """pg_dump is missing, refused, or could not write the backup file."""

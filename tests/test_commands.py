@@ -202,3 +202,13 @@ def test_migrate_sql_prints_offline_sql_without_a_database(monkeypatch):
     result = CliRunner().invoke(main, ["migrate", "--sql"])
     assert result.exit_code == 0, result.output
     assert "CREATE TABLE attempts" in result.stdout and "INSERT INTO migration_history" in result.stdout
+
+
+def test_migrate_backup_dumps_before_migrating(project, empty_db_url: URL):
+    result = CliRunner().invoke(
+        main, ["migrate", "--backup", "--database-url", empty_db_url.render_as_string(False)]
+    )
+    assert result.exit_code == 0, result.output
+    dumps = list((project.root / "backups").glob(f"{empty_db_url.database}_*.dump"))
+    assert len(dumps) == 1 and (dumps[0].stat().st_mode & 0o777) == 0o600
+    assert "backup written" in result.stderr and "now at 0004" in result.stdout

@@ -1,23 +1,43 @@
 """The ``alp-db`` command line: parse, call one library function, render, map to an exit code.
 
-Each area's commands live in their own module here; heavy modules (SQLAlchemy, Alembic)
-are imported inside the commands, so ``alp-db --help`` stays fast.
+Each area's commands live in their own module here, imported only when that command runs
+(``--help`` imports them all to list them); heavy modules (SQLAlchemy, Alembic) are
+imported inside the commands, so start-up stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from scripts.cli import devdb, migrate, migration
+# command name -> "module:attribute" of its click command
+COMMANDS = {
+    "backup": "scripts.cli.backup:backup",
+    "dev-db": "scripts.cli.devdb:dev_db",
+    "migrate": "scripts.cli.migrate:migrate",
+    "migration": "scripts.cli.migration:migration",
+    "test-connection": "scripts.cli.migrate:test_connection",
+    "validate-migrations": "scripts.cli.checks:validate_migrations",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's "lazily loading" pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(debug: bool) -> None:
     """alp-db: the schema manager for the adaptive learning platform's PostgreSQL database."""
-
-
-main.add_command(migrate.migrate)
-main.add_command(migrate.test_connection)
-main.add_command(migration.migration)
-main.add_command(devdb.dev_db)

@@ -20,14 +20,22 @@ from scripts.cli.common import (
 @database_url_option
 @click.option("--to", "target", default="head", show_default=True, help="Target revision.")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode; no database).")
+@click.option("--backup", is_flag=True, help="Take a pg_dump backup first (see `alp-db backup`).")
 @handle_errors
-def migrate(database_url: str | None, target: str, sql: bool) -> None:
+def migrate(database_url: str | None, target: str, sql: bool, backup: bool) -> None:
     """Apply pending migrations (like `alembic upgrade head`)."""
     from scripts import migrations
 
     if sql:
+        if backup:
+            raise click.UsageError("--backup needs a database; it cannot be combined with --sql")
         migrations.upgrade(database_url, target, sql=True, output=sys.stdout)
         return
+    if backup:
+        from scripts.backup import create_backup
+
+        made = create_backup(database_url)
+        click.echo(f"backup written: {made.path} ({made.size} bytes)", err=True)
     result = migrations.migrate(database_url, target)
     if result.applied:
         click.echo(
