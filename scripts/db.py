@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from scripts.config import redact, scrub
-from scripts.errors import AlpDbError, DatabaseUnreachable, PermissionDenied
+from scripts.errors import AlpDbError, DatabaseUnreachable, LoginRefused, PermissionDenied
 
 ENV_CONNECT_TIMEOUT = "ALP_DB_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT_S = 5
@@ -40,17 +40,17 @@ def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
     text = detail.lower()
     where = redact(url)
     if "password authentication failed" in text or "no password supplied" in text:
-        return DatabaseUnreachable(
+        return LoginRefused(
             f"login refused for user {url.username!r} on {where}",
             "check the password in DATABASE_URL",
         )
     if "database" in text and "does not exist" in text:
-        return DatabaseUnreachable(
+        return LoginRefused(
             f"database {url.database!r} does not exist on {where}",
             "create it (createdb) or fix the database name in DATABASE_URL",
         )
     if "role" in text and "does not exist" in text:
-        return DatabaseUnreachable(
+        return LoginRefused(
             f"role {url.username!r} does not exist on {where}", "fix the user in DATABASE_URL"
         )
     if "permission denied" in text:

@@ -25,6 +25,11 @@ class DatabaseUnreachable(AlpDbError):
     """The server could not be reached or refused the login."""
 
 
+class LoginRefused(AlpDbError):
+    """The server answered but refused the login or has no such database: a setting to fix,
+    not an outage to wait out."""
+
+
 class PermissionDenied(AlpDbError):
     """The role lacks a privilege the operation needs."""
 

@@ -185,3 +185,10 @@ def test_lock_timeout_names_the_table(project, db_url: URL):
 def test_debug_flag_shows_the_traceback():
     result = run_cli("--debug", "migrate", database_url="postgresql//nohost")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_validate_migrations_with_a_wrong_password_fails_rather_than_skipping_history(password_role):
+    _, raw_url = password_role
+    result = run_cli("validate-migrations", database_url=raw_url.replace(SECRET, "wrong"))
+    assert result.returncode == 2
+    assert_one_clear_line(result, "login refused")
