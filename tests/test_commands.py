@@ -212,3 +212,12 @@ def test_migrate_backup_dumps_before_migrating(project, empty_db_url: URL):
     dumps = list((project.root / "backups").glob(f"{empty_db_url.database}_*.dump"))
     assert len(dumps) == 1 and (dumps[0].stat().st_mode & 0o777) == 0o600
     assert "backup written" in result.stderr and "now at 0004" in result.stdout
+
+
+def test_rollback_without_a_terminal_needs_yes(db_url: URL):
+    url = db_url.render_as_string(False)
+    refused = CliRunner().invoke(main, ["migration", "rollback", "--database-url", url])
+    assert refused.exit_code == 2 and "pass --yes" in refused.stderr
+    assert migrations.current_revision(db_url) == "0004"
+    done = CliRunner().invoke(main, ["migration", "rollback", "--yes", "--database-url", url])
+    assert done.exit_code == 0 and "rolled back 0004 (0004_create_views); now at 0003" in done.stdout

@@ -245,3 +245,19 @@ def test_timeouts_apply_to_the_migration_connection(project, db_url: URL):
     finally:
         del os.environ["ALP_DB_STATEMENT_TIMEOUT"]
     assert query(db_url, "SELECT lt, st FROM seen_settings") == [("1500ms", "7min")]
+
+
+def test_a_migrator_waiting_too_long_for_the_migration_lock_gives_up_clearly(db_url: URL):
+    from scripts.locking import MIGRATION_LOCK_KEY
+
+    holder = make_engine(db_url, isolation_level="AUTOCOMMIT").connect()
+    holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    try:
+        config = alembic_config(db_url)
+        config.attributes["runtime_overrides"] = {"migration_lock_wait": "0.3"}
+        from alembic import command
+
+        with pytest.raises(LockTimeout, match="another migration has held the migration lock"):
+            command.upgrade(config, "head")
+    finally:
+        holder.close()
