@@ -10,6 +10,11 @@ from sqlalchemy.engine import Connection
 
 from models import metadata
 
+# Alembic's default comparators plus its opt-in CHECK-constraint comparator (added and
+# removed CHECKs by name; Alembic 1.18+ plugin system, see "autogenerate_check_constraints"
+# in Alembic's docs). Enum values come from alembic-postgresql-enum, imported above.
+AUTOGENERATE_PLUGINS = ("alembic.autogenerate.*", "alembic.ext.checkconstraint_byname")
+
 # Owned by the migration runtime, not by any revision.
 NOT_MODELLED_TABLES = frozenset({"alembic_version"})
 RUNTIME_OWNED_TABLES = frozenset(
@@ -61,4 +66,5 @@ def configure_options(conn: Connection) -> dict[str, Any]:
         "include_object": include_object,
         "compare_type": True,
         "compare_server_default": True,
+        "autogenerate_plugins": list(AUTOGENERATE_PLUGINS),
     }

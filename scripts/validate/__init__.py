@@ -21,12 +21,11 @@ from scripts.validate.catalog import current_namespace, read_catalog
 from scripts.validate.compare import compare_enums, compare_owned, compare_tables, partition_coverage
 from scripts.validate.findings import Finding, SchemaReport
 from scripts.validate.model import read_models
-from scripts.validate.normalise import expected_state, normalise_views, scratch
+from scripts.validate.normalise import INSUFFICIENT_PRIVILEGE, expected_state, normalise_views, scratch
 from scripts.validate.owned import OwnedObjects
 
 __all__ = ["Finding", "OwnedObjects", "SchemaReport", "validate_schema"]
 
-INSUFFICIENT_PRIVILEGE = "42501"
 # The scratch objects take ACCESS SHARE locks on the tables views read; never queue behind
 # a migration's ACCESS EXCLUSIVE for long ("lock_timeout" in Client Connection Defaults).
 VALIDATOR_LOCK_TIMEOUT = "5s"

@@ -75,11 +75,16 @@ def uniques(table: Table) -> dict[str, tuple[str, ...]]:
     found = {
         str(c.name): tuple(col.name for col in c.columns) for c in table.constraints if type(c) is SaUnique
     }
-    # Column(unique=True) becomes a UniqueConstraint only at DDL time.
-    for column in table.columns:
-        if column.unique and not any(cols == (column.name,) for cols in found.values()):
-            constraint = SaUnique(column)
-            table.append_constraint(constraint)
+    # Column(unique=True) becomes a constraint only at DDL time; its name comes from the naming
+    # convention, applied here to a throwaway copy so the model itself is left untouched.
+    singles = [c for c in table.columns if c.unique and not c.index]
+    if singles:
+        copy = table.to_metadata(MetaData(naming_convention=table.metadata.naming_convention))
+        for column in singles:
+            if any(cols == (column.name,) for cols in found.values()):
+                continue
+            constraint = SaUnique(copy.c[column.name])
+            copy.append_constraint(constraint)
             found[str(constraint.name)] = (column.name,)
     return found
 

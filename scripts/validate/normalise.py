@@ -42,6 +42,7 @@ from scripts.validate.catalog import (
 )
 
 TEMP_SCHEMA = "pg_temp"
+INSUFFICIENT_PRIVILEGE = "42501"
 HOST_PREFIX = "alp_validate_host_"
 TYPES_TABLE = "alp_validate_types"
 
@@ -80,6 +81,12 @@ def adapt(expr: Any, source: Table, host: Table) -> Any:
     return replacement_traverse(expr, {}, replace)  # type: ignore[call-overload]
 
 
+def own_type(column: Column[Any]) -> Any:
+    """A copy of the column's type: attaching a SchemaType (ENUM) to a host table would set
+    its schema to pg_temp, and the model's own type object must stay as the model declares it."""
+    return column.type.copy()
+
+
 class Normaliser:
     def __init__(self, conn: Connection, schema: m.ModelSchema) -> None:
         self.conn = conn
@@ -110,7 +117,7 @@ class Normaliser:
         for column in table.columns:
             if column.name not in host.types:
                 host.types[column.name] = types[column.name]
-                host.table.append_column(Column(column.name, column.type))
+                host.table.append_column(Column(column.name, own_type(column)))
         host.members.append(table.name)
         self.host_of[table.name] = host
         return host
@@ -157,7 +164,7 @@ class Normaliser:
                 if key not in seen:
                     seen[key] = f"c{len(seen)}"
                     server_default = DefaultClause(arg) if arg is not None else None
-                    types.append_column(Column(seen[key], column.type, server_default=server_default))
+                    types.append_column(Column(seen[key], own_type(column), server_default=server_default))
                 self.type_columns[(table.name, column.name)] = seen[key]
 
     def _plan_index(self, table: Table, index: Index, host: Host) -> None:
@@ -197,6 +204,8 @@ class Normaliser:
             with self.conn.begin_nested():
                 self.conn.execute(ddl)  # type: ignore[call-overload]
         except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+                raise  # no TEMPORARY right: the caller says the schema could not be checked
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise CannotNormalise(
                 f"the server rejected {what} as the models declare them: {first}",
@@ -271,6 +280,8 @@ def normalise_views(conn: Connection, definitions: dict[str, str]) -> dict[str, 
                 # The definition comes from the checked-in constant, never from user input.
                 conn.exec_driver_sql(f"CREATE TEMPORARY VIEW {prep.quote(temp)} AS {definition}")
         except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+                raise
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             failed[name] = f"(cannot be rebuilt on this database: {first})"
             continue
