@@ -116,7 +116,7 @@ ORDER BY c.relname
 """
 
 COLUMNS_SQL = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
@@ -126,15 +126,17 @@ WHERE c.relnamespace = :ns AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY c.relname, a.attnum
 """
 
-# conparentid <> 0 marks a constraint cloned from a parent's (PG 12+).
+# conparentid <> 0 marks a constraint cloned from a parent's (PG 12+). Key columns come as
+# attribute numbers, named from COLUMNS_SQL's rows: a correlated unnest() per constraint
+# would make this the slowest query by far. A target in another schema is named here.
 CONSTRAINTS_SQL = """
-SELECT c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid),
-       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
-             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord),
-       fc.relname,
-       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
-             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord),
-       con.confdeltype, con.confupdtype
+SELECT c.relname, con.conname, con.contype,
+       CASE WHEN con.contype = 'c' THEN pg_get_constraintdef(con.oid) END,
+       con.conkey, fc.relname, con.confkey, con.confdeltype, con.confupdtype,
+       CASE WHEN fc.relnamespace <> c.relnamespace THEN
+           ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)
+       END
 FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 LEFT JOIN pg_class fc ON fc.oid = con.confrelid
@@ -144,13 +146,12 @@ ORDER BY c.relname, con.conname
 """
 
 # Indexes that back a PRIMARY KEY / UNIQUE / EXCLUDE constraint are compared as constraints.
+# Expression keys (indkey 0) are printed by pg_get_indexdef, only for indexes that have any.
 INDEXES_SQL = """
-SELECT c.relname, ic.relname, i.indisunique, am.amname, i.indnkeyatts,
-       ARRAY(SELECT CASE WHEN k.num <> 0 THEN a.attname
-                         ELSE pg_get_indexdef(i.indexrelid, k.ord::int, false) END
-             FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(num, ord)
-             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
-             ORDER BY k.ord),
+SELECT c.relname, ic.relname, i.indisunique, am.amname, i.indnkeyatts, i.indkey::int2[],
+       CASE WHEN i.indexprs IS NOT NULL THEN
+           ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, false) FROM generate_series(1, i.indnatts) k)
+       END,
        i.indoption::int2[], pg_get_expr(i.indpred, i.indrelid)
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -224,7 +225,11 @@ def read_catalog(conn: Connection, namespace: int, *, with_owned: bool = True) -
     for name, _, is_partition, bound, parent in relations:
         if is_partition and parent in tables:
             tables[parent].partitions[name] = bound
-    for table, col, type_, notnull, default, identity, generated in conn.execute(text(COLUMNS_SQL), params):
+    attnames: dict[tuple[str, int], str] = {}
+    for table, num, col, type_, notnull, default, identity, generated in conn.execute(
+        text(COLUMNS_SQL), params
+    ):
+        attnames[(table, num)] = col
         stored = generated == "s"
         tables[table].columns[col] = ColumnState(
             name=col,
@@ -235,21 +240,23 @@ def read_catalog(conn: Connection, namespace: int, *, with_owned: bool = True) -
             generated=default if stored else None,
         )
     for row in conn.execute(text(CONSTRAINTS_SQL), params):
-        table, name, kind, definition, cols, target, target_cols, on_delete, on_update = row
+        table, name, kind, definition, keys, target, target_keys, on_delete, on_update, foreign_cols = row
         state_ = tables[table]
+        cols = tuple(attnames[(table, k)] for k in keys or ())
         if kind == "p":
-            state_.primary_key = (name, tuple(cols))
+            state_.primary_key = (name, cols)
         elif kind == "u":
-            state_.uniques[name] = tuple(cols)
+            state_.uniques[name] = cols
         elif kind == "c":
             state_.checks[name] = definition
         else:
+            target_cols = foreign_cols or [attnames[(target, k)] for k in target_keys]
             state_.foreign_keys[name] = ForeignKeyState(
-                tuple(cols), target, tuple(target_cols), FK_ACTIONS[on_delete], FK_ACTIONS[on_update]
+                cols, target, tuple(target_cols), FK_ACTIONS[on_delete], FK_ACTIONS[on_update]
             )
-    for table, name, unique, method, nkey, keys, options, predicate in conn.execute(
-        text(INDEXES_SQL), params
-    ):
+    for row in conn.execute(text(INDEXES_SQL), params):
+        table, name, unique, method, nkey, indkey, printed, options, predicate = row
+        keys = [attnames[(table, k)] if k else printed[n] for n, k in enumerate(indkey)]
         tables[table].indexes[name] = IndexState(
             unique=unique,
             method=method,

@@ -38,7 +38,7 @@ def read_models(metadata: MetaData) -> ModelSchema:
     """The tables to compare (runtime-owned ones left out) and the enum types they use."""
     ignored = NOT_MODELLED_TABLES | runtime_owned(metadata)
     schema = ModelSchema(ignored_tables=ignored)
-    for table in metadata.sorted_tables:
+    for table in metadata.tables.values():  # no need for sorted_tables' dependency sort
         if table.name in ignored:
             continue
         schema.tables[table.name] = table

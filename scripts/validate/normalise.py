@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from scripts.errors import AlpDbError
@@ -72,6 +72,8 @@ def scratch(conn: Connection) -> Iterator[None]:
 
 def adapt(expr: Any, source: Table, host: Table) -> Any:
     """The expression with the model table's columns replaced by the host's."""
+    if isinstance(expr, TextClause):
+        return expr  # plain SQL text names columns by name: nothing to replace (and cloning is slow)
 
     def replace(element: Any) -> Any:
         if isinstance(element, Column) and element.table is source:
@@ -98,11 +100,11 @@ class Normaliser:
         self.check_names: dict[tuple[str, str], str] = {}  # (table, constraint) -> host constraint
         self.index_names: dict[tuple[str, str], str] = {}  # (table, index) -> host index
         self.type_columns: dict[tuple[str, str], str] = {}  # (table, column) -> types column
+        self.plain_indexes: dict[tuple[str, str], IndexState | None] = {}  # compared without the server
         self._dedupe: dict[tuple[int, str], str] = {}
 
     # -- planning -------------------------------------------------------------------------
-    def host_for(self, table: Table) -> Host:
-        types = {c.name: m.type_sql(c, self.dialect) for c in table.columns}
+    def host_for(self, table: Table, types: dict[str, str]) -> Host:
         partitioned = m.partition_by(table) is not None
         if not partitioned:
             for host in self.hosts:
@@ -139,28 +141,34 @@ class Normaliser:
         return name, True
 
     def _sql(self, expr: ClauseElement) -> str:
+        if isinstance(expr, TextClause):
+            return expr.text
         return str(expr.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
 
     def plan(self) -> None:
         types = Table(TYPES_TABLE, self.meta, prefixes=["TEMPORARY"])
         seen: dict[tuple[str, str | None], str] = {}
         for table in self.schema.tables.values():
-            host = self.host_for(table)
+            column_types = {c.name: m.type_sql(c, self.dialect) for c in table.columns}
+            host = self.host_for(table, column_types)
             for check in m.checks(table):
                 sqltext = adapt(check.sqltext, table, host.table)
                 sql = self._sql(sqltext)
                 name, new = self._unique(host, sql, "k")
                 if new:
-                    host.table.append_constraint(CheckConstraint(sqltext, name=name))
+                    # Plain SQL goes in as a string: coercing a TextClause clones it, which is slow.
+                    body = sqltext.text if isinstance(sqltext, TextClause) else sqltext
+                    host.table.append_constraint(CheckConstraint(body, name=name))
                 self.check_names[(table.name, str(check.name))] = name
             for index in table.indexes:
-                if m.plain_index_state(index) is not None:
-                    continue
-                self._plan_index(table, index, host)
+                plain = m.plain_index_state(index)
+                self.plain_indexes[(table.name, str(index.name))] = plain
+                if plain is None:
+                    self._plan_index(table, index, host)
             for column in table.columns:
                 default = column.server_default
                 arg = default.arg if isinstance(default, DefaultClause) else None
-                key = (m.type_sql(column, self.dialect), None if arg is None else str(arg))
+                key = (column_types[column.name], None if arg is None else str(arg))
                 if key not in seen:
                     seen[key] = f"c{len(seen)}"
                     server_default = DefaultClause(arg) if arg is not None else None
@@ -239,7 +247,7 @@ class Normaliser:
                 for name in (str(c.name) for c in m.checks(table))
             }
             for index in table.indexes:
-                plain: IndexState | None = m.plain_index_state(index)
+                plain = self.plain_indexes[(table.name, str(index.name))]
                 state.indexes[str(index.name)] = (
                     plain
                     if plain is not None
