@@ -291,3 +291,35 @@ def test_autogenerate_sees_column_check_index_and_enum_value_then_validator_is_c
     command.upgrade(config, "head")  # type: ignore[arg-type]
     after = validate_schema(db_url, changed, now=ON_HEAD_DAY)
     assert after.findings == [], render_text(after)
+
+
+def models_with_changed_meaning() -> MetaData:
+    """The models with a tighter difficulty CHECK and another predicate on the active-items index."""
+    changed = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    items = changed.tables["items"]
+    [check] = [c for c in items.constraints if c.name == "ck_items_difficulty_range"]
+    items.constraints.remove(check)
+    items.append_constraint(CheckConstraint("difficulty BETWEEN -4 AND 4", name="difficulty_range"))
+    [index] = [i for i in items.indexes if i.name == "ix_items_active_difficulty"]
+    index.dialect_options["postgresql"]["where"] = text("status = 'draft'::item_status")
+    return changed
+
+
+def test_autogenerate_sees_changed_check_and_index_predicate_and_downgrade_restores_them(
+    db_url, tmp_path, monkeypatch
+):
+    changed = models_with_changed_meaning()
+    monkeypatch.setattr(scripts.autogen, "metadata", changed)
+    source, config = autogenerate(db_url, tmp_path, "tighten_item_difficulty")
+    upgrade = source.split("def downgrade", 1)[0]
+    assert "op.drop_constraint(op.f('ck_items_difficulty_range'), 'items', type_='check')" in upgrade
+    assert "'difficulty BETWEEN -4 AND 4'" in upgrade
+    assert "op.drop_index(op.f('ix_items_active_difficulty')" in upgrade
+    assert "postgresql_where=sa.text(\"status = 'draft'::item_status\")" in upgrade
+    command.upgrade(config, "head")  # type: ignore[arg-type]
+    assert validate_schema(db_url, changed, now=ON_HEAD_DAY).findings == []
+    command.downgrade(config, "0004")  # type: ignore[arg-type]
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert report.findings == [], render_text(report)
