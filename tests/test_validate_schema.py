@@ -22,6 +22,9 @@ from scripts import migrations
 from scripts.cli import main
 from scripts.db import make_engine
 from scripts.validate import validate_schema
+from scripts.validate.normalise import normalise_views, scratch
+from scripts.validate.owned import capture
+from scripts.validate.owned_objects import MIGRATION_OWNED
 from scripts.validate.report import render_text
 
 ON_HEAD_DAY = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # inside revision 0001's partitions
@@ -121,6 +124,26 @@ def test_drift_is_detected_and_the_object_named(db_url, case):
     named = [(f.kind, f.object) for f in report.errors]
     assert named == [(kind, obj)], render_text(report)
     assert obj in render_text(report)
+
+
+def test_recorded_revision_objects_match_a_database_at_head(db_url):
+    """owned_objects.py must follow the revisions; regenerate it when one changes."""
+    regenerate = (
+        "regenerate: python -m scripts.validate.owned --database-url URL > scripts/validate/owned_objects.py"
+    )
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            captured = capture(conn, migrations.versions_dir())
+            with scratch(conn):
+                recorded_views = normalise_views(conn, MIGRATION_OWNED.views)
+    finally:
+        engine.dispose()
+    assert captured.functions == MIGRATION_OWNED.functions, regenerate
+    assert captured.triggers == MIGRATION_OWNED.triggers, regenerate
+    assert captured.default_partitions == MIGRATION_OWNED.default_partitions, regenerate
+    assert captured.sources == MIGRATION_OWNED.sources, regenerate
+    assert recorded_views == captured.views, regenerate
 
 
 def test_changed_check_reports_both_definitions_as_the_server_prints_them(db_url):

@@ -43,7 +43,7 @@ def read_models(metadata: MetaData) -> ModelSchema:
             continue
         schema.tables[table.name] = table
         for column in table.columns:
-            if isinstance(column.type, Enum) and column.type.name:
+            if isinstance(column.type, Enum) and column.type.native_enum and column.type.name:
                 schema.enums[column.type.name] = tuple(column.type.enums)
     return schema
 

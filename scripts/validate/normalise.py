@@ -57,7 +57,6 @@ class Host:
 
     table: Table
     types: dict[str, str] = field(default_factory=dict)  # column name -> type SQL
-    members: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -120,7 +119,6 @@ class Normaliser:
             if column.name not in host.types:
                 host.types[column.name] = types[column.name]
                 host.table.append_column(Column(column.name, own_type(column)))
-        host.members.append(table.name)
         self.host_of[table.name] = host
         return host
 
