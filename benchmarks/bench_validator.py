@@ -5,19 +5,30 @@ Each table has a primary key, a foreign key to the previous table, two indexes a
 fresh database from a MetaData; both sides then compare that same MetaData with the same
 database, alternating (harness.interleave).
 
-Ours is the library call ``scripts.validate.validate_schema(url, metadata)`` — the whole of
-what the command does after argument parsing: connect, read the catalog, normalise the
-models' expressions on the server, compare, build the report. The revision-owned objects
-(triggers, views...) of the real project are left out (``OwnedObjects()``): the synthetic
-database has none. The baseline is ``alembic.autogenerate.compare_metadata`` with the
-options the project's autogenerate uses (compare_type, compare_server_default), on a new
-connection each run, as ours makes one.
+Two figures:
+
+- "library call": ``scripts.validate.validate_schema(url, metadata)`` — the whole of what the
+  command does after argument parsing: connect, read the catalog, normalise the models'
+  expressions on the server, compare, build the report — against
+  ``alembic.autogenerate.compare_metadata`` with the options the project's autogenerate uses
+  (compare_type, compare_server_default), on a new connection each run, as ours makes one.
+- "process": the same two calls, each in a fresh Python process (``python -m
+  benchmarks.bench_validator ours|alembic N``), so interpreter start, imports and building
+  the 1,000-table MetaData are counted on both sides.
+
+The revision-owned objects (triggers, views...) of the real project are left out
+(``OwnedObjects()``): the synthetic database has none. The URL reaches the child process
+through DATABASE_URL, never argv.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import time
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -91,54 +102,106 @@ def drop_database(ctx: BenchContext, url: URL) -> None:
         engine.dispose()
 
 
-def run(ctx: BenchContext) -> list[BenchResult]:
+def validate_once(url: URL | str, meta: MetaData) -> int:
+    from scripts.validate import OwnedObjects, validate_schema
+
+    report = validate_schema(url, meta, owned=OwnedObjects())
+    return len(report.findings)
+
+
+def compare_once(url: URL | str, meta: MetaData) -> int:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    from scripts.config import resolve_url
     from scripts.db import make_engine
-    from scripts.validate import OwnedObjects, validate_schema
 
+    engine = make_engine(resolve_url(url))
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return len(compare_metadata(context, meta))
+    finally:
+        engine.dispose()
+
+
+def in_process(side: str, url: URL, count: int) -> float:
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_validator", side, str(count)], env=env, check=True
+    )
+    return time.perf_counter() - start
+
+
+def result(
+    name: str, a: list[float], b: list[float], count: int, extra: dict[str, Any], speedup: float
+) -> BenchResult:
+    ratio = statistics.median(a) / statistics.median(b)
+    return BenchResult(
+        name=name,
+        unit="s",
+        ours=Stats.of(a),
+        baseline=Stats.of(b),
+        baseline_name="alembic compare_metadata",
+        ratio=ratio,
+        target=f">= {speedup:g}x faster than compare_metadata"
+        if speedup > 1
+        else "context figure: faster at all",
+        holds=ratio <= 1 / speedup,
+        extra={"tables": count, "speedup": round(1 / ratio, 2), **extra},
+    )
+
+
+def run(ctx: BenchContext) -> list[BenchResult]:
     count = QUICK_TABLES if ctx.quick else FULL_TABLES
     meta = synthetic_models(count)
     url = ctx.fresh_database("bench_validator")
+    sizes: dict[str, int] = {}
+
+    def ours() -> float:
+        start = time.perf_counter()
+        sizes["findings"] = validate_once(url, meta)
+        return time.perf_counter() - start
+
+    def baseline() -> float:
+        start = time.perf_counter()
+        sizes["alembic_diffs"] = compare_once(url, meta)
+        return time.perf_counter() - start
+
     try:
         create_schema(url, meta)
-        sizes: dict[str, int] = {}
-
-        def ours() -> float:
-            start = time.perf_counter()
-            report = validate_schema(url, meta, owned=OwnedObjects())
-            elapsed = time.perf_counter() - start
-            sizes["findings"] = len(report.findings)
-            return elapsed
-
-        def baseline() -> float:
-            start = time.perf_counter()
-            engine = make_engine(url)
-            with engine.connect() as conn:
-                context = MigrationContext.configure(
-                    conn, opts={"compare_type": True, "compare_server_default": True}
-                )
-                diffs = compare_metadata(context, meta)
-            engine.dispose()
-            elapsed = time.perf_counter() - start
-            sizes["alembic_diffs"] = len(diffs)
-            return elapsed
-
-        a, b = interleave(ours, baseline, runs=ctx.runs)
+        library = interleave(ours, baseline, runs=ctx.runs)
+        process = interleave(
+            lambda: in_process("ours", url, count), lambda: in_process("alembic", url, count), runs=ctx.runs
+        )
     finally:
         drop_database(ctx, url)
-    ratio = statistics.median(a) / statistics.median(b)
     return [
-        BenchResult(
-            name=f"validate-schema (library call) on {count} tables",
-            unit="s",
-            ours=Stats.of(a),
-            baseline=Stats.of(b),
-            baseline_name="alembic compare_metadata",
-            ratio=ratio,
-            target=f">= {TARGET_SPEEDUP:g}x faster than compare_metadata",
-            holds=ratio <= 1 / TARGET_SPEEDUP,
-            extra={"tables": count, "speedup": 1 / ratio, **sizes},
-        )
+        result(f"validate-schema library call, {count} tables", *library, count, sizes, TARGET_SPEEDUP),
+        # Context, not the issue's target: both processes also pay ~0.3 s of interpreter start
+        # and imports and ~0.4 s building 1,000 SQLAlchemy Tables, which no validator can save.
+        result(
+            f"validate-schema whole process, {count} tables",
+            *process,
+            count,
+            {"note": "both sides pay interpreter start, imports and building the models"},
+            1.0,
+        ),
     ]
+
+
+def main() -> None:
+    """One side, in a process of its own: ``python -m benchmarks.bench_validator ours|alembic N``."""
+    side, count = sys.argv[1], int(sys.argv[2])
+    meta = synthetic_models(count)
+    url = os.environ["DATABASE_URL"]
+    found = validate_once(url, meta) if side == "ours" else compare_once(url, meta)
+    if found:
+        raise SystemExit(f"{side} found {found} differences in an unchanged schema")
+
+
+if __name__ == "__main__":
+    main()
