@@ -346,3 +346,10 @@ def test_autogenerate_sees_changed_check_and_index_predicate_and_downgrade_resto
     command.downgrade(config, "0004")  # type: ignore[arg-type]
     report = validate_schema(db_url, now=ON_HEAD_DAY)
     assert report.findings == [], render_text(report)
+
+
+def test_detached_period_partition_kept_as_a_table_is_a_warning(db_url):
+    run_sql(db_url, "ALTER TABLE attempts DETACH PARTITION attempts_2024")
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert not report.drift, render_text(report)
+    assert [(w.kind, w.object) for w in report.warnings] == [("detached partition", "attempts_2024")]

@@ -19,6 +19,9 @@ FIX_UNEXPECTED = (
     "if it was made by hand (a hotfix), model it and write a revision; otherwise drop it in a revision"
 )
 FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing yearly partitions)"
+# A period partition's name after its parent's: attempts_2024 (yearly), attempts_2024_03 (monthly).
+# Detached and kept (an archive), it is worth a warning, not a failed build.
+PERIOD_PARTITION = re.compile(r"\d{4}(_\d{2})?")
 # Bounds of a RANGE partition as pg_get_expr prints them: FOR VALUES FROM ('...') TO ('...').
 RANGE_BOUND = re.compile(r"FOR VALUES FROM \('(?P<low>[^']+)'\) TO \('(?P<high>[^']+)'\)")
 
@@ -47,7 +50,21 @@ def compare_tables(
             yield finding("table", name, f"table {name} (in the models)", ABSENT, FIX_MODEL_DRIFT)
             continue
         yield from compare_table(table, live)
+    partitioned = [n for n, t in expected.tables.items() if t.partition_key]
     for name in sorted(set(actual.tables) - set(expected.tables) - ignored):
+        parent = next(
+            (p for p in partitioned if PERIOD_PARTITION.fullmatch(name.removeprefix(f"{p}_"))), None
+        )
+        if parent is not None and name != parent:
+            yield finding(
+                "detached partition",
+                name,
+                f"{name} attached to {parent}, or gone",
+                f"table {name}, detached from {parent}",
+                "drop it once it is archived (alp-db partitions detach --drop), or attach it back",
+                "warning",
+            )
+            continue
         yield finding("table", name, "(not in the models)", f"table {name}", FIX_UNEXPECTED)
 
 
