@@ -52,20 +52,23 @@ def compare_tables(
         yield from compare_table(table, live)
     partitioned = [n for n, t in expected.tables.items() if t.partition_key]
     for name in sorted(set(actual.tables) - set(expected.tables) - ignored):
-        parent = next(
-            (p for p in partitioned if PERIOD_PARTITION.fullmatch(name.removeprefix(f"{p}_"))), None
-        )
-        if parent is not None and name != parent:
+        parent = next((p for p in partitioned if is_period_partition(name, p)), None)
+        if parent is not None:
             yield finding(
                 "detached partition",
                 name,
                 f"{name} attached to {parent}, or gone",
                 f"table {name}, detached from {parent}",
-                "drop it once it is archived (alp-db partitions detach --drop), or attach it back",
+                f"drop it once it is archived, or attach it back (ALTER TABLE {parent} ATTACH PARTITION ...)",
                 "warning",
             )
             continue
         yield finding("table", name, "(not in the models)", f"table {name}", FIX_UNEXPECTED)
+
+
+def is_period_partition(name: str, parent: str) -> bool:
+    prefix = f"{parent}_"
+    return name.startswith(prefix) and PERIOD_PARTITION.fullmatch(name[len(prefix) :]) is not None
 
 
 def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
