@@ -129,7 +129,7 @@ def test_drift_is_detected_and_the_object_named(db_url, case):
 def test_recorded_revision_objects_match_a_database_at_head(db_url):
     """owned_objects.py must follow the revisions; regenerate it when one changes."""
     regenerate = (
-        "regenerate: python -m scripts.validate.owned --database-url URL > scripts/validate/owned_objects.py"
+        "regenerate: python -m scripts.validate.record --database-url URL > scripts/validate/owned_objects.py"
     )
     engine = make_engine(db_url)
     try:

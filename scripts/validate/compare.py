@@ -18,6 +18,10 @@ FIX_MODEL_DRIFT = (
 FIX_UNEXPECTED = (
     "if it was made by hand (a hotfix), model it and write a revision; otherwise drop it in a revision"
 )
+FIX_NOT_RECORDED = (
+    FIX_UNEXPECTED + "; if a revision creates it, record it: python -m scripts.validate.record"
+    " > scripts/validate/owned_objects.py"
+)
 FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing yearly partitions)"
 # A period partition's name after its parent's: attempts_2024 (yearly), attempts_2024_03 (monthly).
 # Detached and kept (an archive), it is worth a warning, not a failed build.
@@ -201,7 +205,7 @@ def compare_owned(owned: OwnedObjects, actual: CatalogState, views: dict[str, st
             key,
             "(not created by any revision)",
             actual.functions[key].language + " function",
-            FIX_UNEXPECTED + "; if a revision creates it, record it: python -m scripts.validate.owned",
+            FIX_NOT_RECORDED,
         )
     for key, trig in owned.triggers.items():
         live_trigger = actual.triggers.get(key)
@@ -220,7 +224,7 @@ def compare_owned(owned: OwnedObjects, actual: CatalogState, views: dict[str, st
             key,
             "(not created by any revision)",
             actual.triggers[key].definition,
-            FIX_UNEXPECTED + "; if a revision creates it, record it: python -m scripts.validate.owned",
+            FIX_NOT_RECORDED,
         )
     for name, definition in views.items():
         live_view = actual.views.get(name)
@@ -235,7 +239,7 @@ def compare_owned(owned: OwnedObjects, actual: CatalogState, views: dict[str, st
             name,
             "(not created by any revision)",
             actual.views[name].strip(),
-            FIX_UNEXPECTED + "; if a revision creates it, record it: python -m scripts.validate.owned",
+            FIX_NOT_RECORDED,
         )
     for parent, partition in owned.default_partitions.items():
         table = actual.tables.get(parent)
