@@ -353,3 +353,21 @@ def test_detached_period_partition_kept_as_a_table_is_a_warning(db_url):
     report = validate_schema(db_url, now=ON_HEAD_DAY)
     assert not report.drift, render_text(report)
     assert [(w.kind, w.object) for w in report.warnings] == [("detached partition", "attempts_2024")]
+
+
+def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(
+    db_url, tmp_path, monkeypatch
+):
+    changed = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    skills = changed.tables["skills"]
+    [index] = [i for i in skills.indexes if i.name == "ix_skills_parent_id"]
+    skills.indexes.remove(index)
+    Index("ix_skills_parent_id", skills.c.parent_id, skills.c.code)
+    monkeypatch.setattr(scripts.autogen, "metadata", changed)
+    source, config = autogenerate(db_url, tmp_path, "widen_skill_parent_index")
+    upgrade = source.split("def downgrade", 1)[0]
+    assert upgrade.count("drop_index(") == 1 and upgrade.count("create_index(") == 1, upgrade
+    command.upgrade(config, "head")  # type: ignore[arg-type]
+    assert validate_schema(db_url, changed, now=ON_HEAD_DAY).findings == []
