@@ -9,6 +9,17 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from models import metadata
+from scripts import comparators
+
+# Alembic's default comparators, its opt-in CHECK-constraint comparator (added and removed
+# CHECKs by name; Alembic 1.18+ plugin system, see "autogenerate_check_constraints" in
+# Alembic's docs) and ours for CHECKs and indexes whose meaning changed (scripts/comparators.py).
+# Enum values come from alembic-postgresql-enum, imported above.
+AUTOGENERATE_PLUGINS = (
+    "alembic.autogenerate.*",
+    "alembic.ext.checkconstraint_byname",
+    comparators.PLUGIN_NAME,
+)
 
 # Owned by the migration runtime, not by any revision.
 NOT_MODELLED_TABLES = frozenset({"alembic_version"})
@@ -61,4 +72,5 @@ def configure_options(conn: Connection) -> dict[str, Any]:
         "include_object": include_object,
         "compare_type": True,
         "compare_server_default": True,
+        "autogenerate_plugins": list(AUTOGENERATE_PLUGINS),
     }

@@ -19,6 +19,7 @@ COMMANDS = {
     "migration": "scripts.cli.migration:migration",
     "test-connection": "scripts.cli.migrate:test_connection",
     "validate-migrations": "scripts.cli.checks:validate_migrations",
+    "validate-schema": "scripts.cli.validate:validate_schema",
 }
 
 

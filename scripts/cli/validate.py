@@ -1,0 +1,33 @@
+"""``alp-db validate-schema``: the models and the revision-owned objects against the database."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from scripts.cli.common import EXIT_OK, EXIT_PROBLEMS, database_url_option, handle_errors
+
+
+@click.command("validate-schema")
+@database_url_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people (EXPECTED / ACTUAL / HOW TO FIX), json for CI.",
+)
+@handle_errors
+def validate_schema(database_url: str | None, fmt: str) -> None:
+    """Report every difference between the models and the database.
+
+    Exit status: 0 the schema matches (warnings allowed), 1 drift, 2 could not check.
+    """
+    from scripts.validate import validate_schema as run
+    from scripts.validate.report import render_text
+
+    report = run(database_url)
+    click.echo(report.to_json() if fmt == "json" else render_text(report))
+    sys.exit(EXIT_PROBLEMS if report.drift else EXIT_OK)

@@ -1,0 +1,92 @@
+"""The schema-diff validator: the models and the revision-owned objects against the live database.
+
+``validate_schema(url)`` returns a :class:`SchemaReport`; ``report.drift`` is true when any
+finding is an error. Modules: catalog (the live schema, a few pg_catalog queries),
+model (what the MetaData says), normalise (the server normalises the model's expressions),
+owned (triggers, functions, views, default partitions the revisions create), compare, report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from scripts.config import redact, resolve_url, scrub
+from scripts.db import connect, make_engine
+from scripts.errors import AlpDbError, PermissionDenied
+from scripts.validate.catalog import current_namespace, read_catalog
+from scripts.validate.compare import compare_enums, compare_owned, compare_tables, partition_coverage
+from scripts.validate.findings import Finding, SchemaReport
+from scripts.validate.model import read_models
+from scripts.validate.normalise import INSUFFICIENT_PRIVILEGE, expected_state, normalise_views, scratch
+from scripts.validate.owned import OwnedObjects
+
+__all__ = ["Finding", "OwnedObjects", "SchemaReport", "validate_schema"]
+
+# The scratch objects take ACCESS SHARE locks on the tables views read; never queue behind
+# a migration's ACCESS EXCLUSIVE for long ("lock_timeout" in Client Connection Defaults).
+VALIDATOR_LOCK_TIMEOUT = "5s"
+
+
+class CannotCheck(AlpDbError):
+    """The schema could not be read, so nothing can be said about drift."""
+
+
+def validate_schema(
+    url: URL | str | None = None,
+    metadata: MetaData | None = None,
+    *,
+    owned: OwnedObjects | None = None,
+    now: dt.datetime | None = None,
+) -> SchemaReport:
+    """Compare ``metadata`` (default: the project's models) and ``owned`` (default: what revisions
+    0001-0004 create) with the database at ``url`` (resolved as every command resolves it)."""
+    if metadata is None:
+        from models import metadata as project_metadata
+
+        metadata = project_metadata
+    if owned is None:
+        from scripts.validate.owned_objects import MIGRATION_OWNED
+
+        owned = MIGRATION_OWNED
+    resolved = resolve_url(url)
+    models = read_models(metadata)
+    engine = make_engine(resolved)
+    try:
+        with connect(engine) as conn:
+            try:
+                live = read_catalog(conn, current_namespace(conn))
+                with scratch(conn):
+                    conn.execute(
+                        text("SELECT set_config('lock_timeout', :t, true)"), {"t": VALIDATOR_LOCK_TIMEOUT}
+                    )
+                    views = normalise_views(conn, owned.views)
+                    expected = expected_state(conn, models)
+            except DBAPIError as exc:
+                raise describe_read_error(exc, resolved) from None
+    finally:
+        engine.dispose()
+    # A detached default partition is reported as such, not as an unknown table too.
+    ignored = models.ignored_tables | frozenset(owned.default_partitions.values())
+    findings = [
+        *compare_tables(expected, live, ignored),
+        *compare_enums(expected.enums, live.enums),
+        *compare_owned(owned, live, views),
+        *partition_coverage(live, now or dt.datetime.now(dt.timezone.utc)),
+    ]
+    findings.sort(key=lambda f: (f.severity != "error", f.kind, f.object))
+    return SchemaReport(database=redact(resolved), findings=findings, tables_checked=len(expected.tables))
+
+
+def describe_read_error(exc: DBAPIError, url: URL) -> AlpDbError:
+    first = scrub(str(exc.orig).strip().splitlines()[0], url) if exc.orig else "failed"
+    if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+        return PermissionDenied(
+            f"cannot check the schema: role {url.username!r} may not read it ({first})",
+            "run validate-schema as the schema owner or a role with USAGE on the schema and TEMPORARY"
+            " on the database",
+        )
+    return CannotCheck(f"cannot check the schema of {redact(url)}: {first}", "see the server log for details")

@@ -1,0 +1,373 @@
+"""The schema-diff validator: clean at head, every kind of drift named, exit codes, autogenerate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, text
+from sqlalchemy.dialects.postgresql import ENUM
+from sqlalchemy.engine import URL
+
+import scripts.autogen
+from alembic import command
+from models import metadata
+from models.base import NAMING_CONVENTION
+from scripts import migrations
+from scripts.cli import main
+from scripts.db import make_engine
+from scripts.validate import validate_schema
+from scripts.validate.normalise import normalise_views, scratch
+from scripts.validate.owned import capture
+from scripts.validate.owned_objects import MIGRATION_OWNED
+from scripts.validate.report import render_text
+
+ON_HEAD_DAY = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # inside revision 0001's partitions
+
+
+def run_sql(url: URL, *statements: str) -> None:
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def url_text(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def test_schema_is_clean_right_after_head(db_url):
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert report.findings == [], render_text(report)
+    assert not report.drift
+    assert report.tables_checked == 7  # migration_history is the runtime's, not the models'
+
+
+DRIFT = {
+    "dropped_index": (["DROP INDEX ix_skills_parent_id"], "index", "skills.ix_skills_parent_id"),
+    "changed_index_predicate": (
+        [
+            "DROP INDEX ix_items_active_difficulty",
+            "CREATE INDEX ix_items_active_difficulty ON items (difficulty) WHERE status = 'draft'",
+        ],
+        "index",
+        "items.ix_items_active_difficulty",
+    ),
+    "added_column": (["ALTER TABLE users ADD COLUMN nickname text"], "column", "users.nickname"),
+    "changed_column_type": (["ALTER TABLE skills ALTER COLUMN name TYPE text"], "column type", "skills.name"),
+    "dropped_not_null": (
+        ["ALTER TABLE items ALTER COLUMN stem DROP NOT NULL"],
+        "column nullability",
+        "items.stem",
+    ),
+    "changed_server_default": (
+        ["ALTER TABLE items ALTER COLUMN difficulty SET DEFAULT 1"],
+        "column server default",
+        "items.difficulty",
+    ),
+    "changed_check": (
+        [
+            "ALTER TABLE items DROP CONSTRAINT ck_items_difficulty_range,"
+            " ADD CONSTRAINT ck_items_difficulty_range CHECK (difficulty BETWEEN -4 AND 4)"
+        ],
+        "check constraint",
+        "items.ck_items_difficulty_range",
+    ),
+    "dropped_check": (
+        ["ALTER TABLE items DROP CONSTRAINT ck_items_guessing_range"],
+        "check constraint",
+        "items.ck_items_guessing_range",
+    ),
+    "dropped_foreign_key": (
+        ["ALTER TABLE items DROP CONSTRAINT fk_items_created_by_users"],
+        "foreign key",
+        "items.fk_items_created_by_users",
+    ),
+    "enum_value_added": (["ALTER TYPE item_status ADD VALUE 'archived'"], "enum type", "item_status"),
+    "dropped_trigger": (
+        ["DROP TRIGGER trg_users_set_updated_at ON users"],
+        "trigger",
+        "users.trg_users_set_updated_at",
+    ),
+    "replaced_view": (
+        [
+            "CREATE OR REPLACE VIEW index_usage AS SELECT s.schemaname AS schema_name,"
+            " s.relname AS table_name, s.indexrelname AS index_name, s.idx_scan, s.idx_tup_read,"
+            " s.idx_tup_fetch, 0::bigint AS index_bytes, ''::text AS index_size, true AS is_unique,"
+            " false AS is_primary FROM pg_stat_user_indexes s"
+        ],
+        "view",
+        "index_usage",
+    ),
+    "detached_default_partition": (
+        ["ALTER TABLE attempts DETACH PARTITION attempts_default"],
+        "default partition",
+        "attempts.attempts_default",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DRIFT))
+def test_drift_is_detected_and_the_object_named(db_url, case):
+    statements, kind, obj = DRIFT[case]
+    run_sql(db_url, *statements)
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert report.drift, f"{case} went unnoticed"
+    named = [(f.kind, f.object) for f in report.errors]
+    assert named == [(kind, obj)], render_text(report)
+    assert obj in render_text(report)
+
+
+def test_recorded_revision_objects_match_a_database_at_head(db_url):
+    """owned_objects.py must follow the revisions; regenerate it when one changes."""
+    regenerate = (
+        "regenerate: python -m scripts.validate.record --database-url URL > scripts/validate/owned_objects.py"
+    )
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            captured = capture(conn, migrations.versions_dir())
+            with scratch(conn):
+                recorded_views = normalise_views(conn, MIGRATION_OWNED.views)
+    finally:
+        engine.dispose()
+    assert captured.functions == MIGRATION_OWNED.functions, regenerate
+    assert captured.triggers == MIGRATION_OWNED.triggers, regenerate
+    assert captured.default_partitions == MIGRATION_OWNED.default_partitions, regenerate
+    assert captured.sources == MIGRATION_OWNED.sources, regenerate
+    assert recorded_views == captured.views, regenerate
+
+
+def test_changed_check_reports_both_definitions_as_the_server_prints_them(db_url):
+    run_sql(db_url, *DRIFT["changed_check"][0])
+    [finding] = validate_schema(db_url, now=ON_HEAD_DAY).findings
+    assert "'-5'::integer" in finding.expected and "(5)::double precision" in finding.expected
+    assert "'-4'::integer" in finding.actual and "(4)::double precision" in finding.actual
+
+
+def test_same_meaning_spelled_differently_is_not_drift(db_url):
+    run_sql(
+        db_url,
+        "ALTER TABLE items DROP CONSTRAINT ck_items_discrimination_range, ADD CONSTRAINT"
+        " ck_items_discrimination_range CHECK ((discrimination > 0) and (DISCRIMINATION <= 4))",
+        "DROP INDEX ix_items_active_difficulty",
+        "CREATE INDEX ix_items_active_difficulty ON items USING btree (difficulty) WHERE (status = 'active')",
+        "ALTER TABLE users ALTER COLUMN role SET DEFAULT 'learner'::user_role",
+    )
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert report.findings == [], render_text(report)
+
+
+def test_new_partitions_are_not_drift(db_url):
+    run_sql(
+        db_url,
+        "CREATE TABLE attempts_2028 PARTITION OF attempts"
+        " FOR VALUES FROM ('2028-01-01 00:00:00+00') TO ('2029-01-01 00:00:00+00')",
+    )
+    assert validate_schema(db_url, now=ON_HEAD_DAY).findings == []
+
+
+def test_missing_next_partition_is_a_warning_not_drift(db_url):
+    report = validate_schema(db_url, now=dt.datetime(2027, 3, 1, tzinfo=dt.timezone.utc))
+    assert not report.drift
+    [warning] = report.warnings
+    assert (warning.kind, warning.object) == ("partition", "attempts (next period)")
+    assert "2028-01-01" in warning.expected
+    assert "partitions ensure" in warning.how_to_fix
+
+
+def test_missing_current_partition_is_a_warning(db_url):
+    report = validate_schema(db_url, now=dt.datetime(2031, 3, 1, tzinfo=dt.timezone.utc))
+    assert not report.drift
+    assert [(w.kind, w.object) for w in report.warnings] == [("partition", "attempts (current period)")]
+
+
+def test_cli_text_report_has_expected_actual_how_to_fix_and_exit_1(db_url):
+    run_sql(db_url, "DROP INDEX ix_skills_parent_id")
+    result = CliRunner().invoke(main, ["validate-schema", "--database-url", url_text(db_url)])
+    assert result.exit_code == 1, result.output
+    assert "ERROR: index skills.ix_skills_parent_id" in result.stdout
+    for label in ("EXPECTED:", "ACTUAL:", "HOW TO FIX:"):
+        assert label in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("DRIFT: 1 difference(s)")
+
+
+def test_cli_json_lists_the_same_findings(db_url):
+    run_sql(db_url, *DRIFT["dropped_foreign_key"][0], *DRIFT["dropped_trigger"][0])
+    expected = validate_schema(db_url)
+    result = CliRunner().invoke(
+        main, ["validate-schema", "--database-url", url_text(db_url), "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["drift"] is True
+    assert data["findings"] == [f.as_json() for f in expected.findings]
+    assert {(f["kind"], f["object"]) for f in data["findings"]} >= {
+        ("foreign key", "items.fk_items_created_by_users"),
+        ("trigger", "users.trg_users_set_updated_at"),
+    }
+
+
+def test_cli_exits_0_when_clean(db_url):
+    result = CliRunner().invoke(main, ["validate-schema", "--database-url", url_text(db_url)])
+    assert result.exit_code == 0, result.output
+    assert "schema matches the models: 7 tables checked" in result.stdout
+
+
+@pytest.fixture
+def limited_role(db_url: URL) -> Iterator[URL]:
+    """A login role on the test database, dropped afterwards."""
+    name = f"alp_limited_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD 'limited-pw'")
+    try:
+        yield db_url.set(username=name, password="limited-pw")
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
+            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+        engine.dispose()
+
+
+def test_role_that_may_not_connect_gets_exit_2_and_one_clear_line(db_url, limited_role):
+    prep = make_engine(db_url).dialect.identifier_preparer
+    run_sql(db_url, f"REVOKE CONNECT ON DATABASE {prep.quote(str(db_url.database))} FROM PUBLIC")
+    result = CliRunner().invoke(main, ["validate-schema", "--database-url", url_text(limited_role)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("alp-db: error: permission denied connecting to")
+    assert "limited-pw" not in result.stderr
+
+
+def test_role_without_temporary_right_gets_exit_2_naming_the_privilege(db_url, limited_role):
+    prep = make_engine(db_url).dialect.identifier_preparer
+    run_sql(db_url, f"REVOKE TEMPORARY ON DATABASE {prep.quote(str(db_url.database))} FROM PUBLIC")
+    result = CliRunner().invoke(main, ["validate-schema", "--database-url", url_text(limited_role)])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot check the schema" in line and "may not read it" in line
+    assert "temporary" in line.lower()
+
+
+# -- autogenerate ---------------------------------------------------------------------------
+
+
+def changed_models() -> MetaData:
+    """The models plus a column with a CHECK and an index on items, and an item_status value."""
+    changed = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    items = changed.tables["items"]
+    items.append_column(Column("exposure_count", Integer, nullable=False, server_default=text("0")))
+    items.append_constraint(CheckConstraint("exposure_count >= 0", name="exposure_non_negative"))
+    Index("ix_items_exposure_count", items.c.exposure_count)
+    items.c.status.type = ENUM(
+        "draft", "active", "retired", "archived", name="item_status", create_type=False
+    )
+    return changed
+
+
+def autogenerate(url: URL, directory: Path, message: str) -> tuple[str, object]:
+    """``alembic revision --autogenerate`` into ``directory`` (beside the real versions)."""
+    config = migrations.alembic_config(url)
+    config.set_main_option("version_locations", f"{migrations.versions_dir()}:{directory}")
+    command.revision(config, message=message, autogenerate=True, rev_id="0005", version_path=str(directory))
+    [path] = directory.glob("0005_*.py")
+    return path.read_text(), config
+
+
+def test_autogenerate_right_after_head_is_empty(db_url, tmp_path):
+    source, _ = autogenerate(db_url, tmp_path, "nothing_changed")
+    upgrade = source.split("def upgrade() -> None:", 1)[1].split("def downgrade", 1)[0]
+    assert upgrade.split("###")[0].strip() in ("pass", "#"), upgrade
+    assert "op." not in upgrade
+
+
+def test_autogenerate_sees_column_check_index_and_enum_value_then_validator_is_clean(
+    db_url, tmp_path, monkeypatch
+):
+    changed = changed_models()
+    before = validate_schema(db_url, changed, now=ON_HEAD_DAY)
+    assert {(f.kind, f.object) for f in before.errors} == {
+        ("column", "items.exposure_count"),
+        ("check constraint", "items.ck_items_exposure_non_negative"),
+        ("index", "items.ix_items_exposure_count"),
+        ("enum type", "item_status"),
+    }
+    monkeypatch.setattr(scripts.autogen, "metadata", changed)
+    source, config = autogenerate(db_url, tmp_path, "add_item_exposure_count")
+    assert "op.add_column('items', sa.Column('exposure_count'" in source
+    assert "op.create_check_constraint(op.f('ck_items_exposure_non_negative'), 'items'" in source
+    assert "op.create_index('ix_items_exposure_count', 'items', ['exposure_count']" in source
+    assert "new_value='archived'" in source
+    command.upgrade(config, "head")  # type: ignore[arg-type]
+    after = validate_schema(db_url, changed, now=ON_HEAD_DAY)
+    assert after.findings == [], render_text(after)
+
+
+def models_with_changed_meaning() -> MetaData:
+    """The models with a tighter difficulty CHECK and another predicate on the active-items index."""
+    changed = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    items = changed.tables["items"]
+    [check] = [c for c in items.constraints if c.name == "ck_items_difficulty_range"]
+    items.constraints.remove(check)
+    items.append_constraint(CheckConstraint("difficulty BETWEEN -4 AND 4", name="difficulty_range"))
+    [index] = [i for i in items.indexes if i.name == "ix_items_active_difficulty"]
+    index.dialect_options["postgresql"]["where"] = text("status = 'draft'::item_status")
+    return changed
+
+
+def test_autogenerate_sees_changed_check_and_index_predicate_and_downgrade_restores_them(
+    db_url, tmp_path, monkeypatch
+):
+    changed = models_with_changed_meaning()
+    monkeypatch.setattr(scripts.autogen, "metadata", changed)
+    source, config = autogenerate(db_url, tmp_path, "tighten_item_difficulty")
+    upgrade = source.split("def downgrade", 1)[0]
+    assert "op.drop_constraint(op.f('ck_items_difficulty_range'), 'items', type_='check')" in upgrade
+    assert "'difficulty BETWEEN -4 AND 4'" in upgrade
+    assert "op.drop_index(op.f('ix_items_active_difficulty')" in upgrade
+    assert "postgresql_where=sa.text(\"status = 'draft'::item_status\")" in upgrade
+    command.upgrade(config, "head")  # type: ignore[arg-type]
+    assert validate_schema(db_url, changed, now=ON_HEAD_DAY).findings == []
+    command.downgrade(config, "0004")  # type: ignore[arg-type]
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert report.findings == [], render_text(report)
+
+
+def test_detached_period_partition_kept_as_a_table_is_a_warning(db_url):
+    run_sql(db_url, "ALTER TABLE attempts DETACH PARTITION attempts_2024")
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert not report.drift, render_text(report)
+    assert [(w.kind, w.object) for w in report.warnings] == [("detached partition", "attempts_2024")]
+
+
+def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(
+    db_url, tmp_path, monkeypatch
+):
+    changed = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    skills = changed.tables["skills"]
+    [index] = [i for i in skills.indexes if i.name == "ix_skills_parent_id"]
+    skills.indexes.remove(index)
+    Index("ix_skills_parent_id", skills.c.parent_id, skills.c.code)
+    monkeypatch.setattr(scripts.autogen, "metadata", changed)
+    source, config = autogenerate(db_url, tmp_path, "widen_skill_parent_index")
+    upgrade = source.split("def downgrade", 1)[0]
+    assert upgrade.count("drop_index(") == 1 and upgrade.count("create_index(") == 1, upgrade
+    command.upgrade(config, "head")  # type: ignore[arg-type]
+    assert validate_schema(db_url, changed, now=ON_HEAD_DAY).findings == []
