@@ -138,6 +138,10 @@ class Normaliser:
         self._dedupe[key] = name
         return name, True
 
+    def _default_sql(self, arg: Any) -> str:
+        # str() of a clause would build a default dialect per call: a tenth of a second per 1,000
+        return arg if isinstance(arg, str) else self._sql(arg)
+
     def _sql(self, expr: ClauseElement) -> str:
         if isinstance(expr, TextClause):
             return expr.text
@@ -166,7 +170,7 @@ class Normaliser:
             for column in table.columns:
                 default = column.server_default
                 arg = default.arg if isinstance(default, DefaultClause) else None
-                key = (column_types[column.name], None if arg is None else str(arg))
+                key = (column_types[column.name], None if arg is None else self._default_sql(arg))
                 if key not in seen:
                     seen[key] = f"c{len(seen)}"
                     server_default = DefaultClause(arg) if arg is not None else None
