@@ -47,3 +47,15 @@ class ChecksumMismatch(AlpDbError):
 
 class DevDatabaseError(AlpDbError):
     """The local development cluster could not be initialised, started or stopped."""
+
+
+class ProductionDatabase(AlpDbError):
+    """The target looks like production and --force was not given."""
+
+
+class AlreadySeeded(AlpDbError):
+    """The target already holds seed data and --replace was not given."""
+
+
+class SeedFailed(AlpDbError):
+    """Generated rows broke a rule the database enforces; nothing was loaded."""

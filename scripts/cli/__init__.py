@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from scripts.cli import devdb, migrate
+from scripts.cli import seed as seed_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ def main(debug: bool) -> None:
 
 main.add_command(migrate.migrate)
 main.add_command(devdb.dev_db)
+main.add_command(seed_cli.seed)
