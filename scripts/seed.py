@@ -128,6 +128,7 @@ TWO_DOMAIN_SHARE = 0.3  # learners enrolled in two domains rather than one
 # Learners study in evening-heavy sessions (UTC hour weights), about SESSION_LENGTH attempts each.
 HOUR_WEIGHTS = [1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 8, 8, 9, 10, 12, 13, 12, 9, 5, 2]
 SESSION_LENGTH = 15
+ACTIVE_SPAN_DAYS = 150  # mean time from signing up to a session
 ABANDONED_SHARE = 0.12
 THINK_TIME_MS = 5_000  # mean pause between answering one item and opening the next
 MEDIAN_RESPONSE_MS = 12_000
@@ -433,7 +434,10 @@ def plan_sessions(plan: SeedPlan, cat: Catalogue) -> SessionPlan:
     _, end_us = (_us(t) for t in SEED_WINDOW)
     latest = end_us - DAY_US
     join = cat.learner_join_us[user]
-    moment = join + (rng.random(len(user)) * (latest - join)).astype(np.int64)
+    # Learners are most active soon after signing up and drift away (retention decays).
+    moment = join + (rng.exponential(ACTIVE_SPAN_DAYS, len(user)) * DAY_US).astype(np.int64)
+    late = moment > latest
+    moment[late] = join[late] + (rng.random(int(late.sum())) * (latest - join[late])).astype(np.int64)
     hours = np.array(HOUR_WEIGHTS, dtype=float)
     hour = rng.choice(24, size=len(user), p=hours / hours.sum())
     start = (moment // DAY_US) * DAY_US + hour * HOUR_US + rng.integers(0, HOUR_US, len(user))
