@@ -59,3 +59,7 @@ class AlreadySeeded(AlpDbError):
 
 class SeedFailed(AlpDbError):
     """Generated rows broke a rule the database enforces; nothing was loaded."""
+
+
+class HealthCheckFailed(AlpDbError):
+    """The database could not be checked (exit 2)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from scripts.cli import devdb, migrate
+from scripts.cli import health as health_cli
 from scripts.cli import seed as seed_cli
 
 
@@ -21,3 +22,4 @@ def main(debug: bool) -> None:
 main.add_command(migrate.migrate)
 main.add_command(devdb.dev_db)
 main.add_command(seed_cli.seed)
+main.add_command(health_cli.health)
