@@ -10,7 +10,10 @@ Bulk mode (the default; ``row_checks=False``) follows PostgreSQL's "Populating a
 ~6 s in the plpgsql active-item trigger, ~8 s in foreign-key triggers, against ~4 s for COPY),
 so inside the seed's transaction the foreign keys of BULK_FOREIGN_KEY_TABLES are dropped and
 re-added after the load — re-adding validates every row in one pass — and the active-item
-trigger is disabled and replaced by ACTIVE_ITEM_CHECK, the same rule as one set-based query.
+trigger is disabled and replaced by ACTIVE_ITEM_CHECK, the same rule as one set-based query;
+the plain indexes of tables that were empty are rebuilt after the load instead of being
+updated row by row (section 14.4.3). Measured on a 2-core machine for a million attempts:
+~3 s end to end this way, ~24 s with every check and index firing per row.
 Nothing is ever visible half-done: the DDL is transactional and its ACCESS EXCLUSIVE lock
 keeps every other session out until commit, when the constraints and trigger are back.
 It needs ownership of the tables; ``row_checks=True`` loads with every check firing per row.
@@ -19,6 +22,7 @@ It needs ownership of the tables; ``row_checks=True`` loads with every check fir
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,6 +55,14 @@ DEFAULT_MAX_EXISTING_LEARNERS = 10_000
 
 # Bulk mode (see the module docstring): foreign keys dropped and re-added around the load.
 BULK_FOREIGN_KEY_TABLES = ("attempts", "skill_mastery")
+# ...and, when one of these tables is empty before the load, its plain (non-unique, not
+# constraint-backed) indexes are dropped and rebuilt from their own definitions after it:
+# "creating an index on pre-existing data is quicker than updating it incrementally as each
+# row is loaded" (docs 14.4.3). Unique and primary-key indexes stay, enforcing as rows arrive.
+BULK_INDEX_TABLES = ("attempts", "skill_mastery", "learning_sessions")
+ON_ONLY = re.compile(r"^(CREATE (?:UNIQUE )?INDEX \S+ ON )ONLY ")
+# Memory for those rebuilds, this transaction only (docs 14.4.4).
+BULK_MAINTENANCE_WORK_MEM = "256MB"
 # The per-row trigger bulk mode disables, and the set-based query that checks the same rule:
 # attempts only on active items (revision 0003).
 ACTIVE_ITEM_TRIGGER = ("attempts", "trg_attempts_require_active_item")
@@ -225,6 +237,7 @@ def _load(
                 )
             default_before = _default_partition_rows(cur, lo, hi)
             foreign_keys = [] if row_checks else _suspend_checks(cur)
+            indexes = [] if row_checks else _suspend_indexes(cur)
             for name, columns, count, data in streams:
                 if name not in rows:
                     raise SeedFailed(f"cannot seed table {name!r}: not one of {', '.join(SEED_TABLES)}")
@@ -236,6 +249,7 @@ def _load(
                 if progress:
                     progress(name, count)
             if not row_checks:
+                _restore_indexes(cur, indexes)
                 _restore_checks(cur, foreign_keys, lo, hi)
             if _default_partition_rows(cur, lo, hi) != default_before:
                 raise SeedFailed(
@@ -306,6 +320,44 @@ def _suspend_checks(cur: Any) -> list[tuple[str, str, str]]:
         sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(trigger))
     )
     return foreign_keys
+
+
+def _suspend_indexes(cur: Any) -> list[str]:
+    """Drop the plain indexes of the empty BULK_INDEX_TABLES; return their definitions."""
+    from psycopg2 import sql
+
+    empty = []
+    for table in BULK_INDEX_TABLES:
+        cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
+        if cur.fetchone()[0]:
+            empty.append(table)
+    if not empty:
+        return []
+    # Indexes of the top-level tables only: a partitioned index takes its partitions' copies with it.
+    cur.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
+        " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+        " WHERE t.relname = ANY (%s) AND NOT t.relispartition AND NOT x.indisunique"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
+        " ORDER BY i.relname",
+        (empty,),
+    )
+    found = cur.fetchall()
+    for name, _ in found:
+        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    return [definition for _, definition in found]
+
+
+def _restore_indexes(cur: Any, definitions: list[str]) -> None:
+    """Rebuild the dropped indexes from the server's own CREATE INDEX text (pg_get_indexdef)."""
+    from psycopg2 import sql
+
+    if definitions:
+        cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_MAINTENANCE_WORK_MEM,))
+    for definition in definitions:
+        # A partitioned index is rendered "ON ONLY parent" (as pg_dump attaches partitions'
+        # indexes one by one); without ONLY, CREATE INDEX builds every partition's copy too.
+        cur.execute(sql.SQL(ON_ONLY.sub(r"\1", definition, count=1)))
 
 
 def _restore_checks(

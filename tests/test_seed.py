@@ -145,12 +145,14 @@ def test_skill_mastery_counts_match_the_attempts(db_url):
     assert query(db_url, "SELECT count(*) > 0 FROM skill_mastery") == [(True,)]
 
 
-def test_seeding_leaves_triggers_and_foreign_keys_as_the_migrations_made_them(db_url):
+def test_bulk_load_leaves_triggers_keys_and_indexes_as_the_migrations_made_them(db_url):
     catalog = (
         "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.convalidated"
         " FROM pg_constraint c WHERE c.contype = 'f' UNION ALL"
         " SELECT t.tgrelid::regclass::text, t.tgname, t.tgenabled::text, true"
-        " FROM pg_trigger t WHERE NOT t.tgisinternal ORDER BY 1, 2"
+        " FROM pg_trigger t WHERE NOT t.tgisinternal UNION ALL"
+        " SELECT tablename, indexname, indexdef, true FROM pg_indexes WHERE schemaname = 'public'"
+        " ORDER BY 1, 2"
     )
     before = query(db_url, catalog)
     seed.seed(db_url, SMALL)
