@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from scripts import seed
 from scripts.cli import main
 from scripts.db import make_engine
-from scripts.errors import AlreadySeeded, ProductionDatabase
+from scripts.errors import AlreadySeeded, ProductionDatabase, SeedFailed
 from tests.conftest import PgServer, unique_name
 
 SMALL = seed.make_plan(users=150, items=120, attempts=4_000, seed=7)
@@ -232,3 +232,14 @@ def test_seed_command_refuses_production_in_one_line(db_url):
     assert (
         result.stderr.count("\n") == 1 and "refusing to seed" in result.stderr and "--force" in result.stderr
     )
+
+
+def test_missing_yearly_partition_fails_the_seed_and_loads_nothing(db_url):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE attempts DETACH PARTITION attempts_2025"))
+    engine.dispose()
+    with pytest.raises(SeedFailed, match="default partition") as caught:
+        seed.seed(db_url, SMALL)
+    assert "alp-db partitions ensure" in str(caught.value)
+    assert query(db_url, "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM attempts)") == [(0, 0)]
