@@ -66,6 +66,7 @@ BULK_MAINTENANCE_WORK_MEM = "256MB"
 # The per-row trigger bulk mode disables, and the set-based query that checks the same rule:
 # attempts only on active items (revision 0003).
 ACTIVE_ITEM_TRIGGER = ("attempts", "trg_attempts_require_active_item")
+UNDEFINED_TABLE = "42P01"  # an unmigrated database
 INSUFFICIENT_PRIVILEGE = "42501"  # "must be owner of table" (ALTER TABLE in bulk mode)
 ACTIVE_ITEM_CHECK = """
     SELECT a.item_id::text, coalesce(i.status::text, 'missing')
@@ -274,6 +275,8 @@ def _describe_failure(exc: Any) -> AlpDbError:
             f"seeding needs to own the tables in bulk mode: {detail}",
             "seed as the schema owner, or pass --row-checks (slower: every check fires per row)",
         )
+    if getattr(exc, "pgcode", None) == UNDEFINED_TABLE:
+        return SeedFailed(f"the schema is not there: {detail}", "migrate the database first: alp-db migrate")
     return SeedFailed(f"seeding failed, nothing was loaded: {detail}")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from scripts import seed
 from scripts.cli import main
 from scripts.db import make_engine
-from scripts.errors import AlreadySeeded, ProductionDatabase, SeedFailed
+from scripts.errors import AlreadySeeded, PermissionDenied, ProductionDatabase, SeedFailed
 from tests.conftest import PgServer, unique_name
 
 SMALL = seed.make_plan(users=150, items=120, attempts=4_000, seed=7)
@@ -243,3 +243,36 @@ def test_missing_yearly_partition_fails_the_seed_and_loads_nothing(db_url):
         seed.seed(db_url, SMALL)
     assert "alp-db partitions ensure" in str(caught.value)
     assert query(db_url, "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM attempts)") == [(0, 0)]
+
+
+@pytest.fixture
+def non_owner_url(db_url: URL) -> Iterator[URL]:
+    """A login that may read and insert into every table but owns none of them."""
+    role = unique_name("seeder")
+    password = "seeder-pass"
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD %(pw)s", {"pw": password})
+        conn.exec_driver_sql(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {quoted}")
+    try:
+        yield db_url.set(username=role, password=password)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
+            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+        engine.dispose()
+
+
+def test_bulk_mode_needs_table_ownership_and_row_checks_do_not(non_owner_url):
+    with pytest.raises(PermissionDenied, match="--row-checks"):
+        seed.seed(non_owner_url, SMALL)
+    result = seed.seed(non_owner_url, SMALL, row_checks=True)
+    assert result.rows["attempts"] == SMALL.attempts and not result.bulk_mode
+
+
+def test_unmigrated_database_is_refused_with_the_fix(empty_db_url):
+    url = empty_db_url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(main, ["seed", "--database-url", url, "--attempts", "10"])
+    assert result.exit_code == 2
+    assert "schema is not there" in result.stderr and "alp-db migrate" in result.stderr
