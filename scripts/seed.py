@@ -22,6 +22,7 @@ It needs ownership of the tables; ``row_checks=True`` loads with every check fir
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +43,9 @@ from scripts.synthetic import (
 )
 
 __all__ = ["DEFAULT_SCALE", "DEFAULT_SEED", "SCALES", "SeedPlan", "load", "make_plan", "seed"]
+
+# One seed at a time per database (a transaction-level advisory lock; no privilege needed).
+SEED_LOCK_KEY = int.from_bytes(hashlib.sha256(b"alp-db:seed").digest()[:8], "big", signed=True)
 
 SEED_TABLES = ("users", "skills", "items", "item_skills", "learning_sessions", "attempts", "skill_mastery")
 
@@ -92,7 +96,6 @@ class TargetState:
     environment: str | None
     learners: int
     seed_users: int
-    rows: dict[str, int]
 
 
 Progress = Callable[[str, int], None]  # (table, rows just loaded)
@@ -106,15 +109,7 @@ def inspect_target(cursor: Any) -> TargetState:
         ("%@" + SEED_EMAIL_DOMAIN,),
     )
     learners, seed_users = cursor.fetchone()
-    from psycopg2 import sql
-
-    rows = {}
-    for table in SEED_TABLES:
-        cursor.execute(
-            sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1) t").format(sql.Identifier(table))
-        )
-        rows[table] = cursor.fetchone()[0]
-    return TargetState(environment, learners, seed_users, rows)
+    return TargetState(environment, learners, seed_users)
 
 
 def check_target(
@@ -228,6 +223,8 @@ def _load(
     lo, hi = SEED_WINDOW
     try:
         with raw.cursor() as cur:
+            # Two seeds at once take turns: the second then finds the first's rows (and is refused).
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SEED_LOCK_KEY,))
             state = inspect_target(cur)
             check_target(
                 state, database, force=force, replace=replace, max_existing_learners=max_existing_learners

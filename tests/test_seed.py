@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -276,3 +278,25 @@ def test_unmigrated_database_is_refused_with_the_fix(empty_db_url):
     result = CliRunner().invoke(main, ["seed", "--database-url", url, "--attempts", "10"])
     assert result.exit_code == 2
     assert "schema is not there" in result.stderr and "alp-db migrate" in result.stderr
+
+
+def test_concurrent_seed_waits_for_the_one_in_progress(db_url):
+    holder = make_engine(db_url)
+    with holder.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": seed.SEED_LOCK_KEY})
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(seed.seed(db_url, SMALL)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        while query(db_url, waiting) != [(1,)]:
+            assert time.monotonic() < deadline, "the second seed never waited on the seed lock"
+            time.sleep(0.02)
+        assert query(db_url, "SELECT count(*) FROM users") == [(0,)]
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": seed.SEED_LOCK_KEY})
+        worker.join()
+    holder.dispose()
+    assert len(outcome) == 1 and outcome[0].rows["attempts"] == SMALL.attempts
