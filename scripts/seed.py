@@ -13,7 +13,8 @@ re-added after the load — re-adding validates every row in one pass — and th
 trigger is disabled and replaced by ACTIVE_ITEM_CHECK, the same rule as one set-based query;
 the plain indexes of tables that were empty are rebuilt after the load instead of being
 updated row by row (section 14.4.3). Measured on a 2-core machine for a million attempts:
-~3 s end to end this way, ~24 s with every check and index firing per row.
+about 6 s end to end this way (benchmarks/bench_seed.py), 20-30 s with every check and
+index firing per row.
 Nothing is ever visible half-done: the DDL is transactional and its ACCESS EXCLUSIVE lock
 keeps every other session out until commit, when the constraints and trigger are back.
 It needs ownership of the tables; ``row_checks=True`` loads with every check firing per row.
