@@ -167,3 +167,18 @@ def test_unreachable_database_cannot_be_checked():
     )
     assert result.exit_code == 2
     assert "cannot reach" in result.stderr and "secret" not in result.stderr
+
+
+def test_command_defaults_are_the_library_thresholds():
+    from scripts.cli import health as command
+
+    defaults = health.Thresholds()
+    assert {
+        "cache_hit_min": defaults.cache_hit_ratio_min_pct,
+        "dead_ratio_max": defaults.dead_tuple_ratio_max_pct,
+        "dead_tuples_min": defaults.dead_tuples_min,
+        "xid_age_max": defaults.xid_age_max,
+        "connections_max": defaults.connection_usage_max_pct,
+        "long_query_seconds": defaults.long_query_seconds,
+        "idle_in_transaction_seconds": defaults.idle_in_transaction_seconds,
+    } == command.DEFAULTS

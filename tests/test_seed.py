@@ -300,3 +300,13 @@ def test_concurrent_seed_waits_for_the_one_in_progress(db_url):
         worker.join()
     holder.dispose()
     assert len(outcome) == 1 and outcome[0].rows["attempts"] == SMALL.attempts
+
+
+def test_command_choices_and_defaults_are_the_library_ones():
+    from scripts.cli import seed as command
+
+    options = {p.name: p for p in command.seed.params}
+    assert list(seed.SCALES) == command.SCALE_NAMES
+    assert options["seed_value"].default == seed.DEFAULT_SEED
+    assert options["scale"].default == seed.DEFAULT_SCALE
+    assert options["max_existing_learners"].default == seed.DEFAULT_MAX_EXISTING_LEARNERS
