@@ -99,7 +99,9 @@ class TargetState:
     seed_users: int
 
 
-Progress = Callable[[str, int], None]  # (table, rows just loaded)
+# Called after each COPY with (table, rows just loaded), and once with (FINISHING, 0).
+Progress = Callable[[str, int], None]
+FINISHING = "rebuilding indexes, validating keys"
 
 
 def inspect_target(cursor: Any) -> TargetState:
@@ -248,6 +250,8 @@ def _load(
                 if progress:
                     progress(name, count)
             if not row_checks:
+                if progress:
+                    progress(FINISHING, 0)
                 _restore_indexes(cur, indexes)
                 _restore_checks(cur, foreign_keys, lo, hi)
             if _default_partition_rows(cur, lo, hi) != default_before:

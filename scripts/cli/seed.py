@@ -67,10 +67,13 @@ def seed(
         transient=True,
         disable=not sys.stderr.isatty(),
     ) as bar:
-        task = bar.add_task("attempts", total=plan.attempts)
+        task = bar.add_task("generating and loading attempts", total=plan.attempts)
 
-        def progress(table: str, rows: int) -> None:
-            bar.update(task, description=f"loading {table}", advance=rows if table == "attempts" else 0)
+        def progress(stage: str, rows: int) -> None:
+            if stage == seeding.FINISHING:
+                bar.update(task, description=stage)
+            elif stage == "attempts":
+                bar.update(task, advance=rows)
 
         result = seeding.seed(
             database_url,
