@@ -84,7 +84,7 @@ ACTIVE_ITEM_CHECK = """
 
 @dataclass
 class SeedResult:
-    seed: int
+    seed: int | None  # None when load() was given streams of unknown origin
     rows: dict[str, int]
     seconds: float
     replaced: bool
@@ -199,7 +199,7 @@ def load(
     finally:
         engine.dispose()
     return SeedResult(
-        seed=-1,
+        seed=None,
         rows=rows,
         seconds=time.perf_counter() - started,
         replaced=replace,
