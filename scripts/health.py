@@ -96,14 +96,16 @@ class HealthReport:
         return data
 
 
-# Per-table dead tuples, with what explains them: autovacuum switched off, last (auto)vacuum.
+# Per-table dead tuples, with what explains them: autovacuum switched off (any boolean
+# spelling the server accepts is kept as written in reloptions), last (auto)vacuum.
 DEAD_TUPLES_SQL = """
 SELECT s.schemaname AS schema_name,
        s.relname AS table_name,
        s.n_live_tup AS live_tuples,
        s.n_dead_tup AS dead_tuples,
        round(100.0 * s.n_dead_tup / nullif(s.n_live_tup + s.n_dead_tup, 0), 2) AS dead_tuple_ratio,
-       coalesce('autovacuum_enabled=false' = ANY (c.reloptions), false) AS autovacuum_disabled,
+       EXISTS (SELECT 1 FROM unnest(c.reloptions) o
+               WHERE o ~* '^autovacuum_enabled=(false|off|no|f|n|0)$') AS autovacuum_disabled,
        greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum
 FROM pg_stat_user_tables s
 JOIN pg_class c ON c.oid = s.relid

@@ -51,7 +51,7 @@ def bloated_table(engine: Engine) -> Iterator[str]:
     """A table whose autovacuum is off and nine rows in ten are deleted: bloat on purpose."""
     with engine.begin() as conn:
         conn.execute(
-            text("CREATE TABLE bloat_demo (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = false)")
+            text("CREATE TABLE bloat_demo (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off)")
         )
         conn.execute(
             text("INSERT INTO bloat_demo SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g")
