@@ -60,3 +60,19 @@ class LintUnavailable(AlpDbError):
 
 class BackupFailed(AlpDbError):
     """pg_dump is missing, refused, or could not write the backup file."""
+
+
+class ProductionDatabase(AlpDbError):
+    """The target looks like production and --force was not given."""
+
+
+class AlreadySeeded(AlpDbError):
+    """The target already holds seed data and --replace was not given."""
+
+
+class SeedFailed(AlpDbError):
+    """Generated rows broke a rule the database enforces; nothing was loaded."""
+
+
+class HealthCheckFailed(AlpDbError):
+    """The database could not be checked (exit 2)."""

@@ -15,8 +15,10 @@ import click
 COMMANDS = {
     "backup": "scripts.cli.backup:backup",
     "dev-db": "scripts.cli.devdb:dev_db",
+    "health": "scripts.cli.health:health",
     "migrate": "scripts.cli.migrate:migrate",
     "migration": "scripts.cli.migration:migration",
+    "seed": "scripts.cli.seed:seed",
     "test-connection": "scripts.cli.migrate:test_connection",
     "validate-migrations": "scripts.cli.checks:validate_migrations",
     "validate-schema": "scripts.cli.validate:validate_schema",

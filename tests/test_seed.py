@@ -1,0 +1,312 @@
+"""Seed data: reproducible, realistic (3PL IRT), inside the yearly partitions, guarded."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from psycopg2 import sql
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from scripts import seed
+from scripts.cli import main
+from scripts.db import make_engine
+from scripts.errors import AlreadySeeded, PermissionDenied, ProductionDatabase, SeedFailed
+from tests.conftest import PgServer, unique_name
+
+SMALL = seed.make_plan(users=150, items=120, attempts=4_000, seed=7)
+
+
+@pytest.fixture
+def other_db_url(pg_server: PgServer, template_db: str) -> Iterator[URL]:
+    """A second fresh database at head."""
+    name = unique_name("alp_test")
+    url = pg_server.create_database(name, template=template_db)
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+def query(url: URL, statement: str, **params: object) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            return [tuple(row) for row in conn.execute(text(statement), params)]
+    finally:
+        engine.dispose()
+
+
+def checksums(url: URL) -> dict[str, str]:
+    """md5 over each seeded table's rows, in a stable order."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            with raw.cursor() as cur:
+                out = {}
+                for table in seed.SEED_TABLES:
+                    cur.execute(
+                        sql.SQL("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {} t").format(
+                            sql.Identifier(table)
+                        )
+                    )
+                    out[table] = cur.fetchone()[0]
+                return out
+    finally:
+        engine.dispose()
+
+
+def test_same_seed_gives_identical_rows_in_two_databases(db_url, other_db_url):
+    seed.seed(db_url, SMALL)
+    seed.seed(other_db_url, SMALL)
+    first, second = checksums(db_url), checksums(other_db_url)
+    assert all(first.values()), first
+    assert first == second
+
+
+def test_different_seeds_give_different_rows(db_url, other_db_url):
+    seed.seed(db_url, SMALL)
+    seed.seed(other_db_url, seed.make_plan(users=150, items=120, attempts=4_000, seed=8))
+    first, second = checksums(db_url), checksums(other_db_url)
+    assert [t for t in seed.SEED_TABLES if first[t] == second[t]] == []
+
+
+def test_row_checks_mode_loads_the_same_rows_as_bulk_mode(db_url, other_db_url):
+    seed.seed(db_url, SMALL)
+    seed.seed(other_db_url, SMALL, row_checks=True)
+    assert checksums(db_url) == checksums(other_db_url)
+
+
+def test_accuracy_falls_as_item_difficulty_rises(db_url):
+    seed.seed(db_url, SMALL)
+    rows = query(
+        db_url,
+        "SELECT quintile, avg(is_correct::int)::float FROM ("
+        " SELECT a.is_correct, ntile(5) OVER (ORDER BY i.difficulty) AS quintile"
+        " FROM attempts a JOIN items i ON i.id = a.item_id) q GROUP BY quintile ORDER BY quintile",
+    )
+    accuracy = [acc for _, acc in rows]
+    assert len(accuracy) == 5
+    assert all(easier > harder for easier, harder in itertools.pairwise(accuracy)), accuracy
+
+
+def test_item_parameters_stay_inside_the_irt_ranges(db_url):
+    seed.seed(db_url, SMALL)
+    ((low_b, high_b, low_a, high_a, mc_c, sa_c, learners, bad_country),) = query(
+        db_url,
+        "SELECT min(difficulty), max(difficulty), min(discrimination), max(discrimination),"
+        " avg(guessing) FILTER (WHERE item_type = 'multiple_choice'),"
+        " max(guessing) FILTER (WHERE item_type IN ('short_answer', 'numeric')),"
+        " (SELECT count(*) FROM users WHERE role = 'learner'),"
+        " (SELECT count(*) FROM users WHERE country_code IS NULL) FROM items",
+    )
+    assert -5 <= low_b < 0 < high_b <= 5
+    assert 0 < low_a < 1 < high_a <= 4
+    assert 0.2 <= mc_c <= 0.25 and sa_c == 0
+    assert learners == SMALL.users and bad_country == 0
+
+
+def test_attempts_fill_every_spanned_yearly_partition_and_never_the_default(db_url):
+    seed.seed(db_url, SMALL)
+    counts = dict(
+        query(
+            db_url,
+            "SELECT c.relname, (SELECT count(*) FROM attempts a WHERE a.tableoid = c.oid)"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'attempts'::regclass",
+        )
+    )
+    assert counts["attempts_default"] == 0
+    for year in (2024, 2025, 2026):
+        assert counts[f"attempts_{year}"] > 0, counts
+    assert sum(counts.values()) == SMALL.attempts
+
+
+def test_skill_mastery_counts_match_the_attempts(db_url):
+    seed.seed(db_url, SMALL)
+    mismatches = query(
+        db_url,
+        "WITH counted AS ("
+        " SELECT a.user_id, s.skill_id, count(*) AS n, count(*) FILTER (WHERE a.is_correct) AS ok,"
+        "        max(a.attempted_at) AS last"
+        " FROM attempts a JOIN item_skills s ON s.item_id = a.item_id GROUP BY 1, 2)"
+        " SELECT c.user_id, c.skill_id, c.n, m.attempts_count, c.ok, m.correct_count"
+        " FROM counted c FULL JOIN skill_mastery m USING (user_id, skill_id)"
+        " WHERE c.n IS DISTINCT FROM m.attempts_count OR c.ok IS DISTINCT FROM m.correct_count"
+        "    OR c.last IS DISTINCT FROM m.updated_at OR m.mastery NOT BETWEEN 0 AND 1",
+    )
+    assert mismatches == []
+    assert query(db_url, "SELECT count(*) > 0 FROM skill_mastery") == [(True,)]
+
+
+def test_bulk_load_leaves_triggers_keys_and_indexes_as_the_migrations_made_them(db_url):
+    catalog = (
+        "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.convalidated"
+        " FROM pg_constraint c WHERE c.contype = 'f' UNION ALL"
+        " SELECT t.tgrelid::regclass::text, t.tgname, t.tgenabled::text, true"
+        " FROM pg_trigger t WHERE NOT t.tgisinternal UNION ALL"
+        " SELECT tablename, indexname, indexdef, true FROM pg_indexes WHERE schemaname = 'public'"
+        " ORDER BY 1, 2"
+    )
+    before = query(db_url, catalog)
+    seed.seed(db_url, SMALL)
+    assert query(db_url, catalog) == before
+
+
+def test_every_attempt_is_on_an_active_item_in_the_learners_session(db_url):
+    seed.seed(db_url, SMALL)
+    assert query(
+        db_url,
+        "SELECT count(*) FILTER (WHERE i.status <> 'active'),"
+        " count(*) FILTER (WHERE s.user_id <> a.user_id OR a.attempted_at < s.started_at"
+        "                  OR a.attempted_at > s.ended_at)"
+        " FROM attempts a JOIN items i ON i.id = a.item_id JOIN learning_sessions s ON s.id = a.session_id",
+    ) == [(0, 0)]
+
+
+def test_production_marker_refuses_and_force_proceeds(db_url):
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(
+            f"ALTER DATABASE {prep.quote(db_url.database)} SET alp_db.environment = 'production'"
+        )
+    engine.dispose()
+    with pytest.raises(ProductionDatabase, match=r"alp_db\.environment = 'production'"):
+        seed.seed(db_url, SMALL)
+    assert query(db_url, "SELECT count(*) FROM users") == [(0,)]
+    result = seed.seed(db_url, SMALL, force=True)
+    assert result.rows["attempts"] == SMALL.attempts
+
+
+def test_more_than_ten_thousand_learners_looks_like_production(db_url):
+    query(
+        db_url,
+        "INSERT INTO users (email) SELECT 'person' || g || '@example.org' FROM generate_series(1, 10001) g"
+        " RETURNING 1",
+    )
+    with pytest.raises(ProductionDatabase, match="10001 learners"):
+        seed.seed(db_url, SMALL)
+    seed.seed(db_url, SMALL, force=True)
+    assert query(db_url, "SELECT count(*) FROM users WHERE role = 'learner'") == [(10001 + SMALL.users,)]
+
+
+def test_second_seed_is_refused_and_replace_reloads_the_same_rows(db_url):
+    seed.seed(db_url, SMALL)
+    first = checksums(db_url)
+    with pytest.raises(AlreadySeeded, match="--replace"):
+        seed.seed(db_url, SMALL)
+    assert checksums(db_url) == first
+    seed.seed(db_url, SMALL, replace=True)
+    assert checksums(db_url) == first
+
+
+def test_seed_command_prints_row_counts_as_json(db_url):
+    url = db_url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        main, ["seed", "--database-url", url, "--users", "50", "--items", "40", "--attempts", "500",
+               "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["rows"]["attempts"] == 500 and payload["seed"] == 42
+
+
+def test_seed_command_refuses_production_in_one_line(db_url):
+    query(
+        db_url,
+        "INSERT INTO users (email) SELECT 'person' || g || '@example.org'"
+        " FROM generate_series(1, 3) g RETURNING 1",
+    )
+    url = db_url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        main, ["seed", "--database-url", url, "--attempts", "100", "--max-existing-learners", "2"]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.stderr.count("\n") == 1 and "refusing to seed" in result.stderr and "--force" in result.stderr
+    )
+
+
+def test_missing_yearly_partition_fails_the_seed_and_loads_nothing(db_url):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE attempts DETACH PARTITION attempts_2025"))
+    engine.dispose()
+    with pytest.raises(SeedFailed, match="default partition") as caught:
+        seed.seed(db_url, SMALL)
+    assert "alp-db partitions ensure" in str(caught.value)
+    assert query(db_url, "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM attempts)") == [(0, 0)]
+
+
+@pytest.fixture
+def non_owner_url(db_url: URL) -> Iterator[URL]:
+    """A login that may read and insert into every table but owns none of them."""
+    role = unique_name("seeder")
+    password = "seeder-pass"
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD %(pw)s", {"pw": password})
+        conn.exec_driver_sql(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {quoted}")
+    try:
+        yield db_url.set(username=role, password=password)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
+            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+        engine.dispose()
+
+
+def test_bulk_mode_needs_table_ownership_and_row_checks_do_not(non_owner_url):
+    with pytest.raises(PermissionDenied, match="--row-checks"):
+        seed.seed(non_owner_url, SMALL)
+    result = seed.seed(non_owner_url, SMALL, row_checks=True)
+    assert result.rows["attempts"] == SMALL.attempts and not result.bulk_mode
+
+
+def test_unmigrated_database_is_refused_with_the_fix(empty_db_url):
+    url = empty_db_url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(main, ["seed", "--database-url", url, "--attempts", "10"])
+    assert result.exit_code == 2
+    assert "schema is not there" in result.stderr and "alp-db migrate" in result.stderr
+
+
+def test_concurrent_seed_waits_for_the_one_in_progress(db_url):
+    holder = make_engine(db_url)
+    with holder.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": seed.SEED_LOCK_KEY})
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(seed.seed(db_url, SMALL)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        while query(db_url, waiting) != [(1,)]:
+            assert time.monotonic() < deadline, "the second seed never waited on the seed lock"
+            time.sleep(0.02)
+        assert query(db_url, "SELECT count(*) FROM users") == [(0,)]
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": seed.SEED_LOCK_KEY})
+        worker.join()
+    holder.dispose()
+    assert len(outcome) == 1 and outcome[0].rows["attempts"] == SMALL.attempts
+
+
+def test_command_choices_and_defaults_are_the_library_ones():
+    from scripts.cli import seed as command
+
+    options = {p.name: p for p in command.seed.params}
+    assert list(seed.SCALES) == command.SCALE_NAMES
+    assert options["seed_value"].default == seed.DEFAULT_SEED
+    assert options["scale"].default == seed.DEFAULT_SCALE
+    assert options["max_existing_learners"].default == seed.DEFAULT_MAX_EXISTING_LEARNERS
