@@ -19,6 +19,7 @@ COMMANDS = {
     "migrate": "scripts.cli.migrate:migrate",
     "migration": "scripts.cli.migration:migration",
     "seed": "scripts.cli.seed:seed",
+    "test-migrations": "scripts.cli.smoke:test_migrations",
     "test-connection": "scripts.cli.migrate:test_connection",
     "validate-migrations": "scripts.cli.checks:validate_migrations",
     "validate-schema": "scripts.cli.validate:validate_schema",
