@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from models import metadata
 from scripts import comparators
+from scripts.ownership import ignored_tables
 
 # Alembic's default comparators, its opt-in CHECK-constraint comparator (added and removed
 # CHECKs by name; Alembic 1.18+ plugin system, see "autogenerate_check_constraints" in
@@ -21,11 +22,7 @@ AUTOGENERATE_PLUGINS = (
     comparators.PLUGIN_NAME,
 )
 
-# Owned by the migration runtime, not by any revision.
-NOT_MODELLED_TABLES = frozenset({"alembic_version"})
-RUNTIME_OWNED_TABLES = frozenset(
-    t.name for t in metadata.tables.values() if t.info.get("owned_by") == "runtime"
-)
+IGNORED_TABLES = ignored_tables(metadata)
 
 
 class SchemaFilter:
@@ -52,16 +49,12 @@ class SchemaFilter:
         if type_ == "schema":
             return name is None
         if type_ == "table":
-            return (
-                name not in self.partition_names
-                and name not in NOT_MODELLED_TABLES
-                and name not in RUNTIME_OWNED_TABLES
-            )
+            return name not in self.partition_names and name not in IGNORED_TABLES
         return True
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    return not (type_ == "table" and name in RUNTIME_OWNED_TABLES)
+    return not (type_ == "table" and name in IGNORED_TABLES)
 
 
 def configure_options(conn: Connection) -> dict[str, Any]:

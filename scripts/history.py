@@ -53,7 +53,7 @@ def define_table(metadata: MetaData) -> Table:
         ),
         CheckConstraint("duration_ms >= 0", name=conv("ck_migration_history_duration_non_negative")),
         Index(conv("ix_migration_history_applied_at"), "applied_at"),
-        info={"owned_by": "runtime"},
+        info={"owned_by": "runtime"},  # see scripts.ownership
     )
 
 

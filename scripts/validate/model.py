@@ -13,13 +13,9 @@ from sqlalchemy import CheckConstraint, Column, Enum, ForeignKeyConstraint, Inde
 from sqlalchemy import UniqueConstraint as SaUnique
 from sqlalchemy.engine import Dialect
 
+from scripts.ownership import ignored_tables
 from scripts.validate.catalog import ForeignKeyState, IndexState
 
-# Tables the migration runtime creates and owns (alembic_version is never modelled; tables
-# marked info={"owned_by": "runtime"}, i.e. migration_history, are modelled for the ORM's
-# sake but are not part of any revision) — the same rule as scripts/autogen.py.
-NOT_MODELLED_TABLES = frozenset({"alembic_version"})
-RUNTIME_OWNER = "runtime"
 DEFAULT_INDEX_METHOD = "btree"
 
 
@@ -30,13 +26,9 @@ class ModelSchema:
     ignored_tables: frozenset[str] = frozenset()
 
 
-def runtime_owned(metadata: MetaData) -> frozenset[str]:
-    return frozenset(t.name for t in metadata.tables.values() if t.info.get("owned_by") == RUNTIME_OWNER)
-
-
 def read_models(metadata: MetaData) -> ModelSchema:
     """The tables to compare (runtime-owned ones left out) and the enum types they use."""
-    ignored = NOT_MODELLED_TABLES | runtime_owned(metadata)
+    ignored = ignored_tables(metadata)
     schema = ModelSchema(ignored_tables=ignored)
     for table in metadata.tables.values():  # no need for sorted_tables' dependency sort
         if table.name in ignored:
