@@ -47,3 +47,15 @@ class ChecksumMismatch(AlpDbError):
 
 class DevDatabaseError(AlpDbError):
     """The local development cluster could not be initialised, started or stopped."""
+
+
+class UnknownTable(AlpDbError):
+    """A table name that the database's catalog does not know."""
+
+
+class NotPartitioned(AlpDbError):
+    """A table that is not range-partitioned on one time column, where partitions were asked for."""
+
+
+class PartitionOverlap(AlpDbError):
+    """A partition range that collides with an existing partition of another shape or name."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from scripts.cli import devdb, migrate
+from scripts.cli import devdb, migrate, partitions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +19,4 @@ def main(debug: bool) -> None:
 
 main.add_command(migrate.migrate)
 main.add_command(devdb.dev_db)
+main.add_command(partitions.partitions)
