@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import String, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -835,7 +835,7 @@ def create_partitioned_index_concurrently(
     prefix, found, suffix = name.partition(bare_table)
     if not found:
         prefix, suffix = "", "_" + name
-    lit = _literal_renderer(dialect)
+    lit = _sql_literal
     template_cic = f"CREATE {kind} CONCURRENTLY %I ON %I.%I {body.replace('%', '%%')}"
     generator = (
         "SELECT format(" + lit(template_cic) + ", child.index_name, child.nspname, child.relname),"
@@ -859,7 +859,7 @@ def create_partitioned_index_concurrently(
         if ctx.as_sql:
             ctx.impl.static_output(generator + "\n\\gexec\n")
             return
-        rows = op.get_bind().execute(text(_escape_colons(generator))).all()
+        rows = op.get_bind().execute(_escape_colons(generator)).all()
         for create_child, attach_child in rows:
             op.execute(_escape_colons(create_child))
             op.execute(_escape_colons(attach_child))
@@ -888,11 +888,13 @@ def _index_body(prep: Any, columns: Sequence[str], using: str | None, where: str
     return f"{method}({', '.join(parts)}){predicate}"
 
 
-def _literal_renderer(dialect: Any) -> Callable[[str], str]:
-    """A SQL string literal, quoted by the dialect (offline SQL cannot carry bound values)."""
-    process = String().literal_processor(dialect)
-    assert process is not None
-    return lambda value: str(process(value))
+def _sql_literal(value: str) -> str:
+    """A SQL string literal (standard_conforming_strings, on by default since PostgreSQL 9.1).
+
+    Offline SQL cannot carry bound values, and the dialect's literal processor doubles ``%``
+    for pyformat drivers, which would differ between online and offline output.
+    """
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _escape_colons(sql: str) -> Any:
