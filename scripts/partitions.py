@@ -371,11 +371,22 @@ def server_version(conn: Connection) -> int:
 
 @contextmanager
 def _pinned_session(conn: Connection, lock_timeout: str | None) -> Iterator[None]:
-    """UTC (so bounds print as UTC) and a bounded lock wait, for the current transaction only."""
-    conn.execute(text("SELECT set_config('TimeZone', :tz, true)"), {"tz": BOUND_TIMEZONE})
+    """UTC (so bounds print as UTC) and a bounded lock wait, for our transaction only.
+
+    Inside a caller's transaction (a savepoint, e.g. in a revision) SET LOCAL would outlive
+    us, so the caller's values are put back afterwards; a failed savepoint undoes them itself.
+    """
+    settings = {"TimeZone": BOUND_TIMEZONE}
     if lock_timeout is not None:
-        conn.execute(text("SELECT set_config('lock_timeout', :lt, true)"), {"lt": lock_timeout})
+        settings["lock_timeout"] = lock_timeout
+    saved = {
+        name: conn.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar_one() for name in settings
+    }
+    for name, value in settings.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
     yield
+    for name, value in saved.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
 @contextmanager

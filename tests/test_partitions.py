@@ -157,6 +157,21 @@ def test_interval_defaults_to_the_shape_of_existing_partitions(engine: Engine):
     assert [p.name for p in result.created] == ["attempts_2028_02"]
 
 
+def test_ensure_inside_a_callers_transaction_uses_a_savepoint_and_keeps_its_settings(engine: Engine):
+    with engine.begin() as conn:  # as a revision would call it, through op.get_bind()
+        conn.execute(text("SET LOCAL TimeZone = 'Asia/Tokyo'"))
+        conn.execute(text("SET LOCAL lock_timeout = '7s'"))
+        result = partitions.ensure(conn, interval="year", start="2030-01-01", ahead=0, today=date(2030, 1, 1))
+        assert conn.execute(
+            text("SELECT current_setting('TimeZone'), current_setting('lock_timeout')")
+        ).one() == (
+            "Asia/Tokyo",
+            "7s",
+        )
+    assert [p.name for p in result.created] == ["attempts_2030"]
+    assert "attempts_2030" in partition_names(engine)
+
+
 def test_guide_statement_in_a_utc_session_and_the_manager_agree(engine: Engine):
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE attempts_2025"))
