@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from scripts.errors import ConfigError, LockTimeout, NotPartitioned, PartitionOverlap, UnknownTable
-from scripts.settings import RuntimeSettings
+from scripts.settings import duration
 
 INTERVALS = ("year", "month")
 # How many periods past the current one `ensure` prepares when --ahead is not given.
@@ -49,6 +49,9 @@ DEADLOCK_DETECTED = "40P01"
 # Lock waits that end in one of these are retried: the other session finishes, we go again.
 RETRYABLE_SQLSTATES = frozenset({LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED})
 DEFAULT_RETRIES = 5
+# Below PostgreSQL's default deadlock_timeout (1s): if our lock wait is part of a cycle with an
+# application transaction, we give up (and retry) before its deadlock check can cancel *it*.
+DEFAULT_LOCK_TIMEOUT = "500ms"
 RETRY_BACKOFF_S = 0.2
 # DETACH PARTITION ... CONCURRENTLY appeared in PostgreSQL 14.
 CONCURRENT_DETACH_MIN_VERSION = 140000
@@ -537,7 +540,7 @@ def ensure(
         raise ConfigError(f"--ahead {ahead} is negative", "give the number of periods ahead, 0 or more")
     start_date = parse_date(start, "--start") if start is not None else None
     day = today or _today()
-    timeout = RuntimeSettings.resolve({"lock_timeout": lock_timeout}).lock_timeout
+    timeout = duration("lock_timeout", lock_timeout or DEFAULT_LOCK_TIMEOUT)
 
     def once() -> EnsureResult:
         with _transaction(conn), _pinned_session(conn, timeout):
@@ -553,30 +556,63 @@ def ensure(
 def _ensure_in_transaction(
     conn: Connection, table: str, interval: str | None, ahead: int | None, start: date | None, today: date
 ) -> EnsureResult:
-    info = describe_table(conn, table)
-    parent = quote_name(conn, info.schema, info.name)
-    # SHARE ROW EXCLUSIVE on the parent alone: readers go on; writers wait until we commit.
-    # Writers must wait *before* they route a row: an INSERT that routed a row to the DEFAULT
-    # partition with the old partition map, then got its lock after our ATTACH, would fail
-    # the default's new partition constraint (execPartition.c re-checks it for that reason).
-    # The mode also conflicts with itself, so two `ensure` runs take turns; the second one
-    # re-reads the catalog below and finds nothing left to do.
-    conn.execute(text(f"LOCK TABLE ONLY {parent} IN SHARE ROW EXCLUSIVE MODE"))
+    # A first plan without locks: the usual run (every partition there) takes none, and the
+    # scans of a real run happen before we hold anything a writer could be waiting for.
     info = describe_table(conn, table)
     chosen = interval or infer_interval(info)
-    todo = plan_ensure(conn, info, chosen, DEFAULT_AHEAD[chosen] if ahead is None else ahead, start, today)
+    periods_ahead = DEFAULT_AHEAD[chosen] if ahead is None else ahead
     result = EnsureResult(table=info.name, interval=chosen)
-    if not todo:
+    if not plan_ensure(conn, info, chosen, periods_ahead, start, today):
         return result
+    _lock_for_attach(conn, info)
+    # The plan again under the locks: another ensure may have run, rows may have arrived.
+    info = describe_table(conn, table)
+    todo = plan_ensure(conn, info, chosen, periods_ahead, start, today)
     default = quote_name(conn, info.schema, info.default_partition) if info.default_partition else None
-    if default:
-        # ATTACH takes ACCESS EXCLUSIVE on the default partition to scan it; taking it first
-        # keeps it still between our move of its rows and that scan.
-        conn.execute(text(f"LOCK TABLE ONLY {default} IN ACCESS EXCLUSIVE MODE"))
     for period in todo:
         result.moved_rows[period.name] = _create_partition(conn, info, period, default)
         result.created.append(period)
     return result
+
+
+def _lock_for_attach(conn: Connection, info: PartitionedTable) -> None:
+    """Every lock the work needs, one right after the other, before any work.
+
+    Taken back to back, so our waiting happens while we hold little; with lock_timeout below
+    deadlock_timeout, a lock cycle with an application transaction ends with *us* backing off
+    (and retrying), not with the application's transaction cancelled.
+    """
+    # SHARE ROW EXCLUSIVE on the parent alone: readers go on; writers wait until we commit.
+    # Writers must wait *before* they route a row: an INSERT that routed a row to the DEFAULT
+    # partition with the old partition map, then got its lock after our ATTACH, would fail
+    # the default's new partition constraint (execPartition.c re-checks it for that reason).
+    # The mode also conflicts with itself, so two `ensure` runs take turns.
+    conn.execute(
+        text(f"LOCK TABLE ONLY {quote_name(conn, info.schema, info.name)} IN SHARE ROW EXCLUSIVE MODE")
+    )
+    if info.default_partition:
+        # ATTACH takes ACCESS EXCLUSIVE on the default partition to scan it; taking it now
+        # keeps it still between our move of its rows and that scan.
+        default = quote_name(conn, info.schema, info.default_partition)
+        conn.execute(text(f"LOCK TABLE ONLY {default} IN ACCESS EXCLUSIVE MODE"))
+    # ATTACH clones the parent's foreign keys onto the partition, which takes SHARE ROW
+    # EXCLUSIVE on each referenced table (users, items, ...): their writers wait for us too.
+    for referenced in _referenced_tables(conn, info):
+        conn.execute(text(f"LOCK TABLE ONLY {referenced} IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def _referenced_tables(conn: Connection, info: PartitionedTable) -> list[str]:
+    """The tables the parent's foreign keys point at, quoted, in a stable order."""
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT n.nspname, c.relname FROM pg_constraint k"
+            " JOIN pg_class c ON c.oid = k.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE k.conrelid = CAST(:rel AS regclass) AND k.contype = 'f' AND k.conparentid = 0"
+            " AND k.confrelid <> k.conrelid ORDER BY 1, 2"
+        ),
+        {"rel": quote_name(conn, info.schema, info.name)},
+    ).all()
+    return [quote_name(conn, schema, name) for schema, name in rows]
 
 
 def _create_partition(conn: Connection, info: PartitionedTable, period: Period, default: str | None) -> int:
@@ -776,7 +812,7 @@ def apply_detach(
 ) -> DetachResult:
     """Run the plan's statements, each on its own (CONCURRENTLY cannot run in a transaction
     block), each with a bounded lock wait and retries."""
-    timeout = RuntimeSettings.resolve({"lock_timeout": lock_timeout}).lock_timeout
+    timeout = duration("lock_timeout", lock_timeout or DEFAULT_LOCK_TIMEOUT)
     if conn.in_transaction():
         conn.commit()
     auto = conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -416,6 +416,41 @@ def test_insert_queued_behind_ensure_lands_in_the_new_partition(engine: Engine, 
     assert rows_by_partition(engine) == {"attempts_2030": 1}
 
 
+def test_app_transaction_in_a_lock_cycle_with_ensure_succeeds_and_ensure_retries(engine: Engine, learner):
+    """An app transaction writes users then attempts while ensure holds attempts and wants users:
+    ensure's lock_timeout (below deadlock_timeout) makes ensure the one that backs off."""
+    _, item = learner
+    app = engine.connect()  # SQLAlchemy begins its transaction with the first statement
+    new_user = make_user(app, "newcomer@example.com")  # holds ROW EXCLUSIVE on users
+    outcome: dict[str, object] = {}
+    retries: list[int] = []
+
+    def run_ensure() -> None:
+        outcome["ensure"] = ensure(
+            engine,
+            interval="year",
+            ahead=0,
+            start="2030-01-01",
+            today=date(2030, 1, 1),
+            on_retry=retries.append,
+        )
+
+    ensure_thread = threading.Thread(target=run_ensure)
+    try:
+        ensure_thread.start()
+        wait_for_lock_waiter(engine, "users")  # ensure holds attempts, waits for users
+        add_attempts(app, new_user, item, "2030-03-01 00:00:00+00")  # waits for attempts: a cycle
+        app.commit()
+    finally:
+        app.close()
+        ensure_thread.join()
+    assert retries, "ensure should have backed off at least once"
+    result = outcome["ensure"]
+    assert isinstance(result, partitions.EnsureResult)
+    assert [p.name for p in result.created] == ["attempts_2030"]
+    assert rows_by_partition(engine) == {"attempts_2030": 1}  # moved out of the default
+
+
 @pytest.fixture
 def blocker(engine: Engine) -> Iterator[Connection]:
     """A reader holding ACCESS SHARE on attempts_default (and so blocking ATTACH) until released."""

@@ -20,7 +20,8 @@ table_option = click.option(
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=None,
-    help="Longest wait for a lock before retrying (PostgreSQL duration); default ALP_DB_LOCK_TIMEOUT or 5s.",
+    help="Longest wait for a lock before retrying (PostgreSQL duration).",
+    show_default="500ms",
 )
 
 
