@@ -12,6 +12,19 @@ Bounds are UTC midnights written with an explicit offset, exactly as revision 00
 ('2025-01-01 00:00:00+00'), so they never depend on the session's TimeZone. The guide's
 ``FOR VALUES FROM ('2025-01-01')`` means the same bound only in a UTC session: a literal
 without offset is read in the session TimeZone ("Date/Time Input" in the PostgreSQL docs).
+
+What each operation locks (all waits bounded by ``lock_timeout``, 500ms by default, retried):
+
+- ``ensure`` with nothing to create: nothing beyond ordinary reads.
+- ``ensure`` creating partitions, for its one short transaction: SHARE ROW EXCLUSIVE on the
+  parent (reads go on, inserts wait and then succeed), ACCESS EXCLUSIVE on the DEFAULT
+  partition (queries that cannot prune it wait), SHARE ROW EXCLUSIVE on the tables the
+  foreign keys reference (their writers wait). Moving rows out of the default partition
+  lengthens that transaction in proportion to the rows moved.
+- ``detach``: DETACH ... CONCURRENTLY (PostgreSQL 14+) where allowed; PostgreSQL refuses it
+  while a DEFAULT partition exists, and then a plain DETACH takes ACCESS EXCLUSIVE on the
+  parent for a catalog-only change (milliseconds once granted).
+- the index helper: SHARE UPDATE EXCLUSIVE per partition while it builds (writes go on).
 """
 
 from __future__ import annotations
