@@ -37,11 +37,11 @@ from benchmarks.harness import BenchContext, BenchResult, Stats, interleave
 from scripts import migrations
 from scripts.db import make_engine
 
-ROWS = 100_000
-QUICK_ROWS = 20_000
+ROWS = 50_000
+QUICK_ROWS = 10_000
 # More pairs than the harness's minimum: each COPY runs per-row triggers and FK checks (CPU
 # bound), so a busy machine shows up as run-to-run noise; more pairs steady the medians.
-MIN_RUNS = 9
+MIN_RUNS = 15
 USERS = 500
 ITEMS = 200
 SEED = 20251125
