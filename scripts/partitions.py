@@ -129,11 +129,16 @@ class EnsureResult:
     created: list[Period] = field(default_factory=list)
     moved_rows: dict[str, int] = field(default_factory=dict)
     lock_retries: int = 0
+    # the span checked: from the first period's start to the last period's end
+    checked_from: datetime | None = None
+    checked_to: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "interval": self.interval,
+            "checked_from": _show(self.checked_from, ""),
+            "checked_to": _show(self.checked_to, ""),
             "created": [{**p.as_json(), "moved_rows": self.moved_rows.get(p.name, 0)} for p in self.created],
             "lock_retries": self.lock_retries,
         }
@@ -158,6 +163,13 @@ class PartitionRow:
             "size_bytes": self.size_bytes,
             "size": self.size,
         }
+
+    def as_row(self) -> dict[str, Any]:
+        """For a table people read: UTC midnights as plain dates."""
+        row = self.as_json()
+        if not self.is_default:
+            row["from"], row["to"] = _show_short(self.start, "MINVALUE"), _show_short(self.end, "MAXVALUE")
+        return row
 
 
 @dataclass
@@ -277,6 +289,12 @@ def periods(table: str, first: date, last: date, interval: str) -> list[Period]:
 
 def _show(value: datetime | None, none: str) -> str:
     return none if value is None else value.strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+def _show_short(value: datetime | None, none: str) -> str:
+    if value is not None and value.time() == datetime.min.time():
+        return value.strftime("%Y-%m-%d")
+    return _show(value, none)
 
 
 def _today() -> date:
@@ -486,7 +504,7 @@ def plan_ensure(
     ahead: int,
     start: date | None,
     today: date,
-) -> list[Period]:
+) -> EnsurePlan:
     """The periods to create; raises (before any change) on overlap or a name already taken."""
     first = start if start is not None else min(earliest_row(conn, info) or today, today)
     last = advance(period_start(max(first, today), interval), interval, ahead).date()
@@ -521,7 +539,13 @@ def plan_ensure(
                 "rename or drop it, then run ensure again",
             )
         todo.append(period)
-    return todo
+    return EnsurePlan(wanted, todo)
+
+
+@dataclass(frozen=True)
+class EnsurePlan:
+    wanted: list[Period]  # every period from the start to the horizon
+    todo: list[Period]  # those without their partition
 
 
 def _only(info: PartitionedTable, part: Period) -> PartitionedTable:
@@ -574,13 +598,16 @@ def _ensure_in_transaction(
     info = describe_table(conn, table)
     chosen = interval or infer_interval(info)
     periods_ahead = DEFAULT_AHEAD[chosen] if ahead is None else ahead
-    result = EnsureResult(table=info.name, interval=chosen)
-    if not plan_ensure(conn, info, chosen, periods_ahead, start, today):
+    plan = plan_ensure(conn, info, chosen, periods_ahead, start, today)
+    result = EnsureResult(
+        info.name, chosen, checked_from=plan.wanted[0].start, checked_to=plan.wanted[-1].end
+    )
+    if not plan.todo:
         return result
     _lock_for_attach(conn, info)
     # The plan again under the locks: another ensure may have run, rows may have arrived.
     info = describe_table(conn, table)
-    todo = plan_ensure(conn, info, chosen, periods_ahead, start, today)
+    todo = plan_ensure(conn, info, chosen, periods_ahead, start, today).todo
     default = quote_name(conn, info.schema, info.default_partition) if info.default_partition else None
     for period in todo:
         result.moved_rows[period.name] = _create_partition(conn, info, period, default)

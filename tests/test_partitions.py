@@ -794,6 +794,12 @@ def test_cli_ensure_prints_what_it_created_and_list_flags_default_rows(db_url: U
     assert created.exit_code == 0, created.output
     assert "created attempts_2033 [2033-01-01 00:00:00+00, 2034-01-01 00:00:00+00)" in created.stdout
     assert "(moved 3 row(s) from the default partition)" in created.stdout
+    repeat = runner.invoke(
+        main, ["partitions", "ensure", "--start", "2033-01-01", "--ahead", "0", "--database-url", url]
+    )
+    assert repeat.stdout.startswith(
+        "nothing to create: attempts has a partition for every year from 2033-01-01"
+    )
     again = runner.invoke(main, ["partitions", "list", "--database-url", url])
     assert again.exit_code == 0, again.output
     assert "attempts_2033" in again.stdout

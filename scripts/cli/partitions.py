@@ -85,7 +85,10 @@ def ensure_cmd(
         render(result.as_json(), fmt)
         return
     if not result.created:
-        click.echo(f"nothing to create: {result.table} has every {result.interval} partition asked for")
+        click.echo(
+            f"nothing to create: {result.table} has a partition for every {result.interval} from"
+            f" {result.checked_from:%Y-%m-%d} to {result.checked_to:%Y-%m-%d}"
+        )
     for period in result.created:
         moved = result.moved_rows.get(period.name, 0)
         note = f" (moved {moved} row(s) from the default partition)" if moved else ""
@@ -106,8 +109,13 @@ def list_cmd(table: str, database_url: str | None, fmt: str) -> None:
     if fmt == "json":
         render(listing.as_json(), fmt)
     else:
-        rows: list[dict[str, Any]] = [p.as_json() for p in listing.partitions]
-        render(rows, fmt, columns=["name", "from", "to", "estimated_rows", "size"], title=listing.table)
+        rows: list[dict[str, Any]] = [p.as_row() for p in listing.partitions]
+        render(
+            rows,
+            fmt,
+            columns=["name", "from", "to", "estimated_rows", "size"],
+            title=f"{listing.table} (bounds in UTC)",
+        )
     if listing.warning:
         click.echo(f"alp-db: warning: {listing.warning}", err=True)
         sys.exit(EXIT_PROBLEMS)
