@@ -53,9 +53,13 @@ class UnknownTable(AlpDbError):
     """A table name that the database's catalog does not know."""
 
 
-class NotPartitioned(AlpDbError):
+class PartitionError(AlpDbError):
+    """A partition operation that could not be done as asked; nothing of it was kept."""
+
+
+class NotPartitioned(PartitionError):
     """A table that is not range-partitioned on one time column, where partitions were asked for."""
 
 
-class PartitionOverlap(AlpDbError):
+class PartitionOverlap(PartitionError):
     """A partition range that collides with an existing partition of another shape or name."""

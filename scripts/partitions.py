@@ -41,7 +41,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from scripts.errors import ConfigError, LockTimeout, NotPartitioned, PartitionOverlap, UnknownTable
+from scripts.errors import (
+    ConfigError,
+    LockTimeout,
+    NotPartitioned,
+    PartitionError,
+    PartitionOverlap,
+    PermissionDenied,
+    UnknownTable,
+)
 from scripts.settings import duration
 
 INTERVALS = ("year", "month")
@@ -57,6 +65,7 @@ BOUND_FORMATS = {
     "timestamp without time zone": "%Y-%m-%d %H:%M:%S",
     "date": "%Y-%m-%d",
 }
+INSUFFICIENT_PRIVILEGE = "42501"
 LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK_DETECTED = "40P01"
 # Lock waits that end in one of these are retried: the other session finishes, we go again.
@@ -434,6 +443,16 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "pgcode", None)
 
 
+def _describe_failure(exc: DBAPIError, what: str) -> PartitionError | PermissionDenied:
+    """One line for a statement the server refused (our transaction was rolled back)."""
+    detail = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "failed"
+    if _sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
+        return PermissionDenied(f"{what}: {detail}", "run it as the table's owner")
+    return PartitionError(
+        f"{what} failed: {detail}", "nothing of that step was kept; see `alp-db partitions list`, then retry"
+    )
+
+
 def _with_retries(
     fn: Callable[[], Any],
     *,
@@ -448,7 +467,7 @@ def _with_retries(
             return fn(), attempt
         except DBAPIError as exc:
             if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
-                raise
+                raise _describe_failure(exc, what) from exc
             if attempt == retries:
                 raise LockTimeout(
                     f"lock timeout: {what} waited {lock_timeout} for a lock {retries + 1} times;"
@@ -468,8 +487,9 @@ def _with_retries(
 def infer_interval(info: PartitionedTable) -> str:
     """The shape of the latest finite partition; yearly when there is none."""
     for part in reversed(info.partitions):
-        if part.start is not None and part.end is not None:
-            return "month" if advance(part.start, "month") == part.end else "year"
+        shape = period_shape(part)
+        if shape:
+            return shape
     return "year"
 
 
@@ -520,10 +540,14 @@ def plan_ensure(
             continue
         clash = next((e for e in info.partitions if e.overlaps(period)), None)
         if clash is not None:
+            shape = period_shape(clash)
             raise PartitionOverlap(
                 f"cannot create {period.describe()}: it overlaps existing partition {clash.describe()}"
                 " of another shape",
-                f"use --interval {infer_interval(_only(info, clash))} or a --start after the existing ranges",
+                f"use --interval {shape} or a --start after the existing ranges"
+                if shape
+                else "its bounds are not UTC period boundaries (created in a non-UTC session?);"
+                " recreate it with bounds like '2025-01-01 00:00:00+00'",
             )
         taken = conn.execute(
             text(
@@ -548,8 +572,17 @@ class EnsurePlan:
     todo: list[Period]  # those without their partition
 
 
-def _only(info: PartitionedTable, part: Period) -> PartitionedTable:
-    return PartitionedTable(info.schema, info.name, info.key, info.key_type, info.columns, (part,), None)
+def period_shape(part: Period) -> str | None:
+    """``year`` or ``month`` when ``part`` spans exactly one such UTC period, else None."""
+    if part.start is None or part.end is None:
+        return None
+    for interval in INTERVALS:
+        if (
+            part.start == period_start(part.start.date(), interval)
+            and advance(part.start, interval) == part.end
+        ):
+            return interval
+    return None
 
 
 def ensure(

@@ -23,7 +23,14 @@ from sqlalchemy.pool import NullPool
 from scripts import partitions
 from scripts.cli import main
 from scripts.db import make_engine
-from scripts.errors import ConfigError, LockTimeout, NotPartitioned, PartitionOverlap, UnknownTable
+from scripts.errors import (
+    ConfigError,
+    LockTimeout,
+    NotPartitioned,
+    PartitionError,
+    PartitionOverlap,
+    UnknownTable,
+)
 from tests.conftest import PgServer
 
 YEARLY_FROM_0001 = ["attempts_2024", "attempts_2025", "attempts_2026", "attempts_2027"]
@@ -185,6 +192,31 @@ def test_guide_statement_in_a_utc_session_and_the_manager_agree(engine: Engine):
         )
     result = ensure(engine, interval="year", start="2025-01-01", ahead=0, today=date(2025, 6, 1))
     assert result.created == []
+
+
+def test_guide_statement_in_a_non_utc_session_is_reported_as_an_overlap(db_url: URL, engine: Engine):
+    local = create_engine(
+        db_url, poolclass=NullPool, connect_args={"options": "-c TimeZone=America/New_York"}
+    )
+    try:
+        with local.begin() as conn:
+            # '2030-01-01' without an offset is New York's midnight: 05:00 UTC
+            conn.execute(
+                text(
+                    "CREATE TABLE attempts_2030 PARTITION OF attempts"
+                    " FOR VALUES FROM ('2030-01-01') TO ('2031-01-01')"
+                )
+            )
+    finally:
+        local.dispose()
+    before = partition_names(engine)
+    with pytest.raises(PartitionOverlap) as caught:
+        ensure(engine, interval="year", start="2030-01-01", ahead=0, today=date(2030, 6, 1))
+    assert (
+        "overlaps existing partition attempts_2030 [2030-01-01 05:00:00+00, 2031-01-01 05:00:00+00)"
+        in str(caught.value)
+    )
+    assert partition_names(engine) == before
 
 
 def test_bounds_are_utc_midnight_whatever_the_session_timezone(db_url: URL):
@@ -671,6 +703,20 @@ def test_detach_dry_run_changes_nothing_and_lists_exactly_what_detach_does(
         ]
     )
     assert partition_names(engine) == ["attempts_2026", "attempts_2027", "attempts_default"]
+
+
+def test_detach_of_a_stale_plan_stops_with_one_line_and_keeps_what_ran(engine: Engine):
+    with engine.connect() as conn:
+        plan = partitions.plan_detach(conn, "attempts", "2026-01-01")
+    with engine.begin() as conn:  # someone else takes attempts_2025 out meanwhile
+        conn.execute(text("ALTER TABLE attempts DETACH PARTITION attempts_2025"))
+    with engine.connect() as conn, pytest.raises(PartitionError) as caught:
+        partitions.apply_detach(conn, plan)
+    assert str(caught.value).startswith(
+        "ALTER TABLE public.attempts DETACH PARTITION public.attempts_2025 failed:"
+        ' relation "attempts_2025" is not a partition of relation "attempts"'
+    )
+    assert "attempts_2024" not in partition_names(engine)  # the first statement had run
 
 
 def test_detach_never_takes_the_default_partition(engine: Engine):
