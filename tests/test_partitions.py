@@ -555,6 +555,28 @@ def test_partition_name_taken_by_another_table_is_refused(engine: Engine):
     assert partition_names(engine) == before  # 2028 and 2029 were not created either
 
 
+def test_stray_ancient_row_in_the_default_partition_does_not_start_a_flood_of_partitions(
+    engine: Engine, learner
+):
+    with engine.begin() as conn:
+        add_attempts(conn, *learner, "1970-01-01 00:00:00+00")  # a device with its clock unset
+    before = partition_names(engine)
+    with pytest.raises(ConfigError) as caught:
+        ensure(engine, interval="month", today=date(2028, 1, 1))
+    assert str(caught.value) == (
+        "ensure would span 700 month partitions from 1970-01-01 (over 120)"
+        " — pass --start to begin later, or look for stray rows in the default partition"
+    )
+    assert partition_names(engine) == before
+
+
+def test_schema_qualified_table_name_is_accepted(engine: Engine):
+    result = ensure(
+        engine, table="public.attempts", interval="year", start="2030-01-01", ahead=0, today=date(2030, 1, 1)
+    )
+    assert [p.name for p in result.created] == ["attempts_2030"]
+
+
 def test_unknown_table_is_refused(engine: Engine):
     with engine.connect() as conn, pytest.raises(UnknownTable, match="table 'attempt' does not exist"):
         partitions.ensure(conn, "attempt")
