@@ -16,18 +16,22 @@ Both receive the very same CSV (ids included), ``ROWS`` attempts spread over 202
 worst case for routing: consecutive rows alternate between partitions). Before each measured
 run the target is truncated and a CHECKPOINT taken (untimed); the timed part is the COPY and
 its commit. Figure: rows per second; ours and the twin alternate (harness.interleave).
+Beside it (``extra``): the median of per-pair ratios, and the ratio of the server backend's
+CPU seconds for the COPY (from /proc), which a busy machine disturbs far less than wall time.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import random
 import re
 import statistics
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from psycopg2 import sql
 from sqlalchemy import text
@@ -136,8 +140,19 @@ def _csv(rows: int, users: list[str], items: list[str], *, shuffled: bool) -> by
     return out.getvalue().encode()
 
 
-def _copy_rate(engine: Engine, table: str, payload: bytes, rows: int) -> float:
-    """Rows per second of one COPY (and its commit) into an emptied ``table``."""
+def _backend_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a server backend (Linux /proc; None where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[11], fields[12]: utime, stime (stat(5) fields 14 and 15), in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _copy_rate(engine: Engine, table: str, payload: bytes, rows: int, cpu: list[float]) -> float:
+    """Rows per second of one COPY (and its commit) into an emptied ``table``; the server
+    backend's CPU seconds for it are appended to ``cpu`` (less sensitive to a busy machine)."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"TRUNCATE {conn.dialect.identifier_preparer.quote(table)}"))
         conn.execute(text("CHECKPOINT"))
@@ -147,10 +162,18 @@ def _copy_rate(engine: Engine, table: str, payload: bytes, rows: int) -> float:
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         )
         with raw.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid_row = cur.fetchone()
+            assert pid_row is not None
+            raw.commit()
+            cpu_before = _backend_cpu_s(pid_row[0])
             started = time.perf_counter()
             cur.copy_expert(statement, io.BytesIO(payload))
             raw.commit()
             elapsed = time.perf_counter() - started
+            cpu_after = _backend_cpu_s(pid_row[0])
+            if cpu_before is not None and cpu_after is not None:
+                cpu.append(cpu_after - cpu_before)
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
             row = cur.fetchone()
             assert row is not None and row[0] == rows, (table, row)
@@ -171,10 +194,19 @@ def run(ctx: BenchContext) -> list[BenchResult]:
         for order, shuffled in (("time-ordered", False), ("shuffled", True)):
             payload = _csv(rows, users, items, shuffled=shuffled)
             runs = max(ctx.runs, MIN_RUNS)
+            ours_cpu: list[float] = []
+            twin_cpu: list[float] = []
             ours, twin = interleave(
-                lambda p=payload: _copy_rate(engine, PARTITIONED, p, rows),
-                lambda p=payload: _copy_rate(engine, TWIN, p, rows),
+                lambda p=payload, c=ours_cpu: _copy_rate(engine, PARTITIONED, p, rows, c),
+                lambda p=payload, c=twin_cpu: _copy_rate(engine, TWIN, p, rows, c),
                 runs=runs,
+            )
+            # the warm-up runs are in the CPU lists too: drop them
+            ours_cpu, twin_cpu = ours_cpu[-runs:], twin_cpu[-runs:]
+            cpu_ratio = (
+                statistics.median(twin_cpu) / statistics.median(ours_cpu)
+                if len(ours_cpu) == runs and len(twin_cpu) == runs
+                else None
             )
             ratio = Stats.of(ours).median / Stats.of(twin).median
             # each run's ratio to the twin run right after it: robust to slow drift of the machine
@@ -195,6 +227,11 @@ def run(ctx: BenchContext) -> list[BenchResult]:
                         "partitions_written": 2,
                         "runs": runs,
                         "paired_ratio_median": round(paired, 3),
+                        # twin's backend CPU seconds / ours: rows per CPU second, ours vs twin
+                        "backend_cpu_ratio": None if cpu_ratio is None else round(cpu_ratio, 3),
+                        "backend_cpu_s_median": None
+                        if cpu_ratio is None
+                        else {"ours": statistics.median(ours_cpu), "twin": statistics.median(twin_cpu)},
                     },
                 )
             )
