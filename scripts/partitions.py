@@ -214,6 +214,15 @@ class PartitionListing:
 
 
 @dataclass(frozen=True)
+class DetachStep:
+    statement: str
+    # For DETACH ... CONCURRENTLY: the partition (quoted) and the statement that completes
+    # the same detach if an interruption left it pending ("ALTER TABLE", DETACH ... FINALIZE).
+    partition: str | None = None
+    finalize: str | None = None
+
+
+@dataclass(frozen=True)
 class DetachPlan:
     """Exactly the statements :func:`apply_detach` runs, in order; ``--dry-run`` prints them."""
 
@@ -223,7 +232,11 @@ class DetachPlan:
     drop: bool
     concurrently: bool
     why_not_concurrently: str | None
-    statements: tuple[str, ...]
+    steps: tuple[DetachStep, ...]
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return tuple(step.statement for step in self.steps)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -861,19 +874,22 @@ def plan_detach(conn: Connection, table: str, older_than: str | date, *, drop: b
         why_not = f"{info.name} has a default partition ({info.default_partition})"
     concurrently = why_not is None
     parent = quote_name(conn, info.schema, info.name)
-    statements: list[str] = []
+    steps: list[DetachStep] = []
     for part in old:
         child = quote_name(conn, info.schema, part.name)
+        finalize = f"ALTER TABLE {parent} DETACH PARTITION {child} FINALIZE"
         if part.name in info.detach_pending:
             # an interrupted DETACH ... CONCURRENTLY left it half-detached: finish that one
-            statements.append(f"ALTER TABLE {parent} DETACH PARTITION {child} FINALIZE")
+            steps.append(DetachStep(finalize))
         elif concurrently:
-            statements.append(f"ALTER TABLE {parent} DETACH PARTITION {child} CONCURRENTLY")
+            steps.append(
+                DetachStep(f"ALTER TABLE {parent} DETACH PARTITION {child} CONCURRENTLY", child, finalize)
+            )
         else:
-            statements.append(f"ALTER TABLE {parent} DETACH PARTITION {child}")
+            steps.append(DetachStep(f"ALTER TABLE {parent} DETACH PARTITION {child}"))
         if drop:
-            statements.append(f"DROP TABLE {child}")
-    return DetachPlan(info.name, cutoff_day, old, drop, concurrently, why_not, tuple(statements))
+            steps.append(DetachStep(f"DROP TABLE {child}"))
+    return DetachPlan(info.name, cutoff_day, old, drop, concurrently, why_not, tuple(steps))
 
 
 def apply_detach(
@@ -882,9 +898,15 @@ def apply_detach(
     *,
     lock_timeout: str | None = None,
     retries: int = DEFAULT_RETRIES,
+    on_retry: Callable[[int], None] | None = None,
 ) -> DetachResult:
     """Run the plan's statements, each on its own (CONCURRENTLY cannot run in a transaction
-    block), each with a bounded lock wait and retries."""
+    block), each with a bounded lock wait and retries.
+
+    DETACH ... CONCURRENTLY runs as two transactions; if the second one's wait (for every
+    query that may still see the partition) times out, the partition is left "pending
+    detach", and the retry completes that same detach with DETACH ... FINALIZE.
+    """
     timeout = duration("lock_timeout", lock_timeout or DEFAULT_LOCK_TIMEOUT)
     if conn.in_transaction():
         conn.commit()
@@ -892,18 +914,33 @@ def apply_detach(
     result = DetachResult(plan)
     try:
         auto.execute(text("SELECT set_config('lock_timeout', :lt, false)"), {"lt": timeout})
-        for statement in plan.statements:
+        for step in plan.steps:
 
-            def run(sql: str = statement) -> None:
+            def run(step: DetachStep = step) -> str:
+                sql = step.statement
+                if step.finalize and step.partition and _detach_pending(auto, step.partition):
+                    sql = step.finalize
                 auto.execute(text(sql))
+                return sql
 
-            _with_retries(run, retries=retries, what=statement, lock_timeout=timeout)
-            result.executed.append(statement)
+            done, _ = _with_retries(
+                run, retries=retries, what=step.statement, lock_timeout=timeout, on_retry=on_retry
+            )
+            result.executed.append(done)
     finally:
         auto.execute(text("RESET lock_timeout"))
         auto.commit()
         conn.execution_options(isolation_level=conn.default_isolation_level)
     return result
+
+
+def _detach_pending(conn: Connection, partition: str) -> bool:
+    return bool(
+        conn.execute(
+            text("SELECT bool_or(inhdetachpending) FROM pg_inherits WHERE inhrelid = to_regclass(:rel)"),
+            {"rel": partition},
+        ).scalar()
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1025,6 +1062,7 @@ def _escape_colons(sql: str) -> Any:
 __all__ = [
     "DetachPlan",
     "DetachResult",
+    "DetachStep",
     "EnsureResult",
     "PartitionListing",
     "PartitionRow",

@@ -765,6 +765,35 @@ def test_detach_is_concurrent_where_the_server_allows_it(engine: Engine):
     assert "attempts_2024" not in partition_names(engine)
 
 
+def test_interrupted_concurrent_detach_is_finished_by_the_retry(engine: Engine):
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE attempts DETACH PARTITION attempts_default"))
+        version = partitions.server_version(conn)
+    if version < partitions.CONCURRENT_DETACH_MIN_VERSION:
+        pytest.skip("DETACH ... CONCURRENTLY needs PostgreSQL 14")
+    reader = engine.connect()
+    reader.execute(text("SELECT count(*) FROM attempts"))  # a query that still sees attempts_2024
+    retries: list[int] = []
+
+    def release(attempt: int) -> None:
+        retries.append(attempt)
+        reader.rollback()
+
+    try:
+        with engine.connect() as conn:
+            plan = partitions.plan_detach(conn, "attempts", "2025-01-01")
+            result = partitions.apply_detach(conn, plan, lock_timeout="50ms", on_retry=release)
+    finally:
+        reader.close()
+    assert retries == [1]
+    assert plan.statements == (
+        "ALTER TABLE public.attempts DETACH PARTITION public.attempts_2024 CONCURRENTLY",
+    )
+    # the first attempt's second transaction timed out waiting for the reader; the retry finished it
+    assert result.executed == ["ALTER TABLE public.attempts DETACH PARTITION public.attempts_2024 FINALIZE"]
+    assert "attempts_2024" not in partition_names(engine)
+
+
 # ------------------------------------------------------------------ the index helper
 
 
