@@ -76,3 +76,19 @@ class SeedFailed(AlpDbError):
 
 class HealthCheckFailed(AlpDbError):
     """The database could not be checked (exit 2)."""
+
+
+class UnknownTable(AlpDbError):
+    """A table name that the database's catalog does not know."""
+
+
+class PartitionError(AlpDbError):
+    """A partition operation that could not be done as asked; nothing of it was kept."""
+
+
+class NotPartitioned(PartitionError):
+    """A table that is not range-partitioned on one time column, where partitions were asked for."""
+
+
+class PartitionOverlap(PartitionError):
+    """A partition range that collides with an existing partition of another shape or name."""

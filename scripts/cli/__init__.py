@@ -18,6 +18,7 @@ COMMANDS = {
     "health": "scripts.cli.health:health",
     "migrate": "scripts.cli.migrate:migrate",
     "migration": "scripts.cli.migration:migration",
+    "partitions": "scripts.cli.partitions:partitions",
     "seed": "scripts.cli.seed:seed",
     "test-migrations": "scripts.cli.smoke:test_migrations",
     "test-connection": "scripts.cli.migrate:test_connection",

@@ -1,0 +1,159 @@
+"""``alp-db partitions ensure|list|detach``: partitions of ``attempts`` (scripts.partitions)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scripts.cli.common import EXIT_PROBLEMS, database_url_option, format_option, handle_errors, render
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+table_option = click.option(
+    "--table", default="attempts", show_default=True, help="The partitioned table (RANGE on a time column)."
+)
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    default=None,
+    help="Longest wait for a lock before retrying (PostgreSQL duration).",
+    show_default="500ms",
+)
+
+
+@contextmanager
+def _connection(database_url: str | None) -> Iterator[Connection]:
+    from scripts.config import resolve_url
+    from scripts.db import connect, make_engine
+
+    engine = make_engine(resolve_url(database_url))
+    try:
+        with connect(engine) as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+@click.group("partitions")
+def partitions() -> None:
+    """Create, list and detach the time partitions of attempts."""
+
+
+@partitions.command("ensure")
+@table_option
+@click.option("--interval", type=click.Choice(["year", "month"]), default=None, help="Default: as existing.")
+@click.option(
+    "--ahead", type=int, default=None, help="Periods past the current one (default 1 year, 3 months)."
+)
+@click.option(
+    "--start", default=None, help="First period to cover, YYYY-MM-DD (default: earliest row or today)."
+)
+@lock_timeout_option
+@database_url_option
+@format_option
+@handle_errors
+def ensure_cmd(
+    table: str,
+    interval: str | None,
+    ahead: int | None,
+    start: str | None,
+    lock_timeout: str | None,
+    database_url: str | None,
+    fmt: str,
+) -> None:
+    """Create every missing partition; rows already in the default partition move into them."""
+    from scripts import partitions as lib
+
+    def retrying(attempt: int) -> None:
+        click.echo(f"alp-db: lock wait timed out; retrying ({attempt})", err=True)
+
+    with _connection(database_url) as conn:
+        result = lib.ensure(
+            conn,
+            table,
+            interval=interval,
+            ahead=ahead,
+            start=start,
+            lock_timeout=lock_timeout,
+            on_retry=retrying,
+        )
+    if fmt == "json":
+        render(result.as_json(), fmt)
+        return
+    if not result.created:
+        click.echo(
+            f"nothing to create: {result.table} has a partition for every {result.interval} from"
+            f" {result.checked_from:%Y-%m-%d} to {result.checked_to:%Y-%m-%d}"
+        )
+    for period in result.created:
+        moved = result.moved_rows.get(period.name, 0)
+        note = f" (moved {moved} row(s) from the default partition)" if moved else ""
+        click.echo(f"created {period.describe()}{note}")
+
+
+@partitions.command("list")
+@table_option
+@database_url_option
+@format_option
+@handle_errors
+def list_cmd(table: str, database_url: str | None, fmt: str) -> None:
+    """Partitions with bounds, estimated rows and size; exit 1 if the default partition holds rows."""
+    from scripts import partitions as lib
+
+    with _connection(database_url) as conn:
+        listing = lib.list_partitions(conn, table)
+    if fmt == "json":
+        render(listing.as_json(), fmt)
+    else:
+        rows: list[dict[str, Any]] = [p.as_row() for p in listing.partitions]
+        render(
+            rows,
+            fmt,
+            columns=["name", "from", "to", "estimated_rows", "size"],
+            title=f"{listing.table} (bounds in UTC)",
+        )
+    if listing.warning:
+        click.echo(f"alp-db: warning: {listing.warning}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+
+
+@partitions.command("detach")
+@table_option
+@click.option("--older-than", required=True, help="Detach partitions wholly before this date (YYYY-MM-DD).")
+@click.option("--drop", is_flag=True, help="Drop the detached partitions afterwards.")
+@click.option("--dry-run", is_flag=True, help="Print the statements; change nothing.")
+@lock_timeout_option
+@database_url_option
+@format_option
+@handle_errors
+def detach_cmd(
+    table: str,
+    older_than: str,
+    drop: bool,
+    dry_run: bool,
+    lock_timeout: str | None,
+    database_url: str | None,
+    fmt: str,
+) -> None:
+    """Detach (and with --drop, drop) old partitions; never the default one."""
+    from scripts import partitions as lib
+
+    with _connection(database_url) as conn:
+        plan = lib.plan_detach(conn, table, older_than, drop=drop)
+        if not dry_run:
+            lib.apply_detach(conn, plan, lock_timeout=lock_timeout)
+    if fmt == "json":
+        render({**plan.as_json(), "dry_run": dry_run}, fmt)
+        return
+    if not plan.partitions:
+        click.echo(f"nothing to detach: no partition of {plan.table} ends on or before {plan.older_than}")
+        return
+    if plan.why_not_concurrently:
+        click.echo(f"alp-db: not CONCURRENTLY: {plan.why_not_concurrently}", err=True)
+    verb = "would run" if dry_run else "ran"
+    for statement in plan.statements:
+        click.echo(f"{verb}: {statement};")
