@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import MetaData, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from scripts.config import redact, resolve_url, scrub
 from scripts.db import connect, make_engine
-from scripts.errors import AlpDbError, PermissionDenied
-from scripts.validate.catalog import current_namespace, read_catalog
+from scripts.errors import AlpDbError, PartitionError, PermissionDenied
+from scripts.partitions import Period, missing_partitions
+from scripts.validate.catalog import CatalogState, current_namespace, read_catalog
 from scripts.validate.compare import compare_enums, compare_owned, compare_tables, partition_coverage
 from scripts.validate.findings import Finding, SchemaReport
 from scripts.validate.model import read_models
@@ -52,6 +53,7 @@ def validate_schema(
         from scripts.validate.owned_objects import MIGRATION_OWNED
 
         owned = MIGRATION_OWNED
+    moment = now or dt.datetime.now(dt.timezone.utc)
     resolved = resolve_url(url)
     models = read_models(metadata)
     engine = make_engine(resolved)
@@ -65,6 +67,7 @@ def validate_schema(
                     )
                     views = normalise_views(conn, owned.views)
                     expected = expected_state(conn, models)
+                missing = missing_periods(conn, live, moment)
             except DBAPIError as exc:
                 raise describe_read_error(exc, resolved) from None
     finally:
@@ -75,10 +78,23 @@ def validate_schema(
         *compare_tables(expected, live, ignored),
         *compare_enums(expected.enums, live.enums),
         *compare_owned(owned, live, views),
-        *partition_coverage(live, now or dt.datetime.now(dt.timezone.utc)),
+        *partition_coverage(missing, moment),
     ]
     findings.sort(key=lambda f: (f.severity != "error", f.kind, f.object))
     return SchemaReport(database=redact(resolved), findings=findings, tables_checked=len(expected.tables))
+
+
+def missing_periods(conn: Connection, live: CatalogState, now: dt.datetime) -> dict[str, list[Period]]:
+    """Per RANGE-partitioned table, the current/next periods no partition covers."""
+    missing = {}
+    for table in live.tables.values():
+        if not (table.partition_key or "").upper().startswith("RANGE"):
+            continue
+        try:
+            missing[table.name] = missing_partitions(conn, table.name, at=now.date())
+        except PartitionError:
+            continue  # not partitioned by time, or no periods to infer: nothing to say
+    return missing
 
 
 def describe_read_error(exc: DBAPIError, url: URL) -> AlpDbError:

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
+from scripts.partitions import Period
 from scripts.validate.catalog import CatalogState, ColumnState, TableState
 from scripts.validate.findings import Finding, Severity
 from scripts.validate.owned import OwnedObjects
@@ -27,7 +28,6 @@ FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing yearly 
 # Detached and kept (an archive), it is worth a warning, not a failed build.
 PERIOD_PARTITION = re.compile(r"\d{4}(_\d{2})?")
 # Bounds of a RANGE partition as pg_get_expr prints them: FOR VALUES FROM ('...') TO ('...').
-RANGE_BOUND = re.compile(r"FOR VALUES FROM \('(?P<low>[^']+)'\) TO \('(?P<high>[^']+)'\)")
 
 
 def finding(
@@ -259,51 +259,25 @@ def compare_owned(owned: OwnedObjects, actual: CatalogState, views: dict[str, st
             )
 
 
-def parse_timestamp(value: str) -> dt.datetime | None:
-    try:
-        # '2026-01-01 00:00:00+00': Python before 3.11 wants the offset as +00:00.
-        stamp = dt.datetime.fromisoformat(re.sub(r"([+-]\d\d)$", r"\1:00", value.replace(" ", "T")))
-    except ValueError:
-        return None  # MINVALUE / MAXVALUE or not a timestamp: no period to speak of
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
-
-
-def partition_coverage(actual: CatalogState, now: dt.datetime) -> Iterator[Finding]:
+def partition_coverage(missing: dict[str, list[Period]], now: dt.datetime) -> Iterator[Finding]:
     """A warning when no partition holds the current period or the one after it.
 
     The default partition would take those rows, but moving them out later needs a scan
     under lock ("Partition Maintenance"), so a missing period is worth acting on early.
+    ``missing`` comes from scripts.partitions.missing_partitions, the partition manager's
+    own reading of coverage; a missing current period is reported alone.
     """
-    for table in actual.tables.values():
-        if not (table.partition_key or "").upper().startswith("RANGE"):
-            continue
-        ranges = []
-        for bound in table.partitions.values():
-            match = RANGE_BOUND.match(bound)
-            if match:
-                low, high = parse_timestamp(match["low"]), parse_timestamp(match["high"])
-                if low and high:
-                    ranges.append((low, high))
-        if not ranges:
-            continue
-        current = next(((lo, hi) for lo, hi in ranges if lo <= now < hi), None)
-        if current is None:
+    for table, periods in sorted(missing.items()):
+        for period in periods:
+            assert period.start is not None and period.end is not None
+            current = period.start <= now < period.end
             yield finding(
                 "partition",
-                f"{table.name} (current period)",
-                f"a partition of {table.name} holding {now:%Y-%m-%d}",
+                f"{table} ({'current' if current else 'next'} period)",
+                f"a partition of {table} from {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d}",
                 ABSENT,
                 FIX_PARTITIONS,
                 "warning",
             )
-            continue
-        following = current[1]
-        if not any(lo <= following < hi for lo, hi in ranges):
-            yield finding(
-                "partition",
-                f"{table.name} (next period)",
-                f"a partition of {table.name} from {following:%Y-%m-%d}",
-                ABSENT,
-                FIX_PARTITIONS,
-                "warning",
-            )
+            if current:
+                break
