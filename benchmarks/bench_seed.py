@@ -128,7 +128,7 @@ def run(ctx: BenchContext) -> list[BenchResult]:
             ours=mine,
             baseline=base,
             baseline_name="COPY of the same rows pre-made (same transaction, guard and checks)",
-            ratio=mine.median / base.median,
+            ratio=round(mine.median / base.median, 3),
             target=f"end to end < {budget:g} s ({TARGET_SECONDS:g} s per 1,000,000 attempts)",
             holds=mine.median < budget,
             extra={

@@ -139,7 +139,7 @@ def in_process(side: str, url: URL, count: int) -> float:
 def result(
     name: str, a: list[float], b: list[float], count: int, extra: dict[str, Any], speedup: float
 ) -> BenchResult:
-    ratio = statistics.median(a) / statistics.median(b)
+    ratio = round(statistics.median(a) / statistics.median(b), 3)
     return BenchResult(
         name=name,
         unit="s",
@@ -180,15 +180,22 @@ def run(ctx: BenchContext) -> list[BenchResult]:
     finally:
         drop_database(ctx, url)
     return [
-        result(f"validate-schema library call, {count} tables", *library, count, sizes, TARGET_SPEEDUP),
-        # Context, not the target: both processes also pay ~0.3 s of interpreter start
-        # and imports and ~0.4 s building 1,000 SQLAlchemy Tables, which no validator can save.
+        # The target is on the whole process: interpreter start, imports and building
+        # the 1,000-table models are paid by both sides and count.
         result(
             f"validate-schema whole process, {count} tables",
             *process,
             count,
-            {"note": "both sides pay interpreter start, imports and building the models"},
-            1.0,
+            {"note": "each side in a fresh Python process that builds the same models"},
+            TARGET_SPEEDUP,
+        ),
+        # Context: the comparison itself, with the models already built, in one process.
+        result(
+            f"validate-schema library call, {count} tables",
+            *library,
+            count,
+            sizes,
+            TARGET_SPEEDUP,
         ),
     ]
 
