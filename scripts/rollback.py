@@ -8,14 +8,11 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from scripts import history
-from scripts.config import resolve_url
-from scripts.db import connect, make_engine
 from scripts.errors import AlpDbError, ConfigError, UnknownRevision
-from scripts.migrations import downgrade, script_directory
+from scripts.migrations import current_revision, downgrade, script_directory
 
 
 class IrreversibleRevision(AlpDbError):
@@ -66,7 +63,7 @@ def plan_rollback(
     if steps is not None and steps < 1:
         raise ConfigError("--steps must be at least 1")
     script = script_directory()
-    current = _current_revision(database_url)
+    current = current_revision(database_url)
     if current is None:
         raise ConfigError("nothing to roll back: no revision is applied")
     chain = [rev for rev in script.iterate_revisions(current, "base")]  # newest first
@@ -110,14 +107,3 @@ def _lookup(script: ScriptDirectory, rev: str) -> str:
     if found is None:
         raise UnknownRevision(f"unknown revision {rev!r}", "see `alp-db migration status`")
     return found.revision
-
-
-def _current_revision(database_url: str | URL | None) -> str | None:
-    engine = make_engine(resolve_url(database_url))
-    try:
-        with connect(engine) as conn:
-            if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
-                return None
-            return conn.scalar(text("SELECT version_num FROM alembic_version"))
-    finally:
-        engine.dispose()

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,25 +150,64 @@ def template_db(pg_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def db_url(pg_server: PgServer, template_db: str) -> Iterator[URL]:
-    """A fresh database at head."""
-    name = unique_name("alp_test")
-    url = pg_server.create_database(name, template=template_db)
+def make_role(pg_server: PgServer) -> Iterator[Callable[..., str]]:
+    """Create login roles (cluster-wide, so dropped at the end, after their databases)."""
+    created: list[str] = []
+
+    def make(prefix: str, url: URL, password: str | None = None) -> str:
+        role = unique_name(prefix)
+        engine = make_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            quoted = conn.dialect.identifier_preparer.quote(role)
+            if password is None:
+                conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN")
+            else:
+                conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD %(pw)s", {"pw": password})
+        engine.dispose()
+        created.append(role)
+        return role
+
     try:
-        yield url
+        yield make
     finally:
-        pg_server.drop_database(name)
+        with pg_server.admin_engine().connect() as conn:
+            for role in created:
+                quoted = conn.dialect.identifier_preparer.quote(role)
+                conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quoted}")
 
 
 @pytest.fixture
-def empty_db_url(pg_server: PgServer) -> Iterator[URL]:
-    """A fresh, empty database."""
-    name = unique_name("alp_empty")
-    url = pg_server.create_database(name)
+def make_db(pg_server: PgServer, make_role: Callable[..., str]) -> Iterator[Callable[..., URL]]:
+    """Create fresh databases (a copy of ``template`` when given); all dropped afterwards.
+
+    Depends on ``make_role`` only for the teardown order: databases (and what roles own in
+    them) go first, then the roles.
+    """
+    created: list[str] = []
+
+    def make(prefix: str = "alp_test", template: str | None = None) -> URL:
+        name = unique_name(prefix)
+        url = pg_server.create_database(name, template=template)
+        created.append(name)
+        return url
+
     try:
-        yield url
+        yield make
     finally:
-        pg_server.drop_database(name)
+        for name in created:
+            pg_server.drop_database(name)
+
+
+@pytest.fixture
+def db_url(make_db: Callable[..., URL], template_db: str) -> URL:
+    """A fresh database at head."""
+    return make_db("alp_test", template_db)
+
+
+@pytest.fixture
+def empty_db_url(make_db: Callable[..., URL]) -> URL:
+    """A fresh, empty database."""
+    return make_db("alp_empty")
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import re
 import stat
 import subprocess
 import tempfile
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,27 +35,21 @@ def restore_list(pg_server: PgServer, dump: Path) -> str:
 
 
 @pytest.fixture
-def password_url(pg_server: PgServer, db_url: URL) -> Iterator[URL]:
+def password_url(pg_server: PgServer, db_url: URL, make_role) -> URL:  # type: ignore[no-untyped-def]
     """db_url through 127.0.0.1 with SCRAM, as a role whose password holds @ # ! % : and \\."""
     if pg_server.tcp_port is None:
         pytest.skip("the server from TEST_DATABASE_URL has no password-authenticated listener of ours")
-    role = f"backup_{uuid.uuid4().hex[:8]}"
-    # the password is a bound value: psycopg2 quotes it (CREATE ROLE takes no server-side parameter)
+    role = make_role("backup", db_url, password=PASSWORD)
     with pg_server.admin_engine().connect() as conn, conn.connection.cursor() as cur:
-        cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(role)), (PASSWORD,))
         cur.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(role)))
-    try:
-        yield URL.create(
-            DRIVER,
-            username=role,
-            password=PASSWORD,
-            host="127.0.0.1",
-            port=pg_server.tcp_port,
-            database=db_url.database,
-        )
-    finally:
-        with pg_server.admin_engine().connect() as conn:
-            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {conn.dialect.identifier_preparer.quote(role)}")
+    return URL.create(
+        DRIVER,
+        username=role,
+        password=PASSWORD,
+        host="127.0.0.1",
+        port=pg_server.tcp_port,
+        database=db_url.database,
+    )
 
 
 def test_backup_is_a_restorable_custom_dump_readable_by_its_owner_only(

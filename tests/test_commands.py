@@ -164,27 +164,20 @@ def test_test_connection_reports_version_latency_revision_and_privileges(db_url:
     assert result.exit_code == 0 and "can migrate: yes" in result.stdout
 
 
-def test_test_connection_says_when_the_role_cannot_migrate(pg_server, db_url: URL):
-    role = f"alp_reader_{db_url.database[-8:]}"
+def test_test_connection_says_when_the_role_cannot_migrate(db_url: URL, make_role):
+    role = make_role("alp_reader", db_url)
     engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        quoted = conn.dialect.identifier_preparer.quote(role)
-        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN")
         conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
     engine.dispose()
-    try:
-        report = check_connection(db_url.set(username=role))
-        assert not report.can_migrate
-        assert "CREATE on schema public" in report.missing
-        assert any(m.startswith("ownership of") for m in report.missing)
-        result = CliRunner().invoke(
-            main, ["test-connection", "--database-url", db_url.set(username=role).render_as_string(False)]
-        )
-        assert result.exit_code == 1 and "can migrate: no" in result.stdout
-    finally:
-        pg_server.drop_database(db_url.database)
-        with pg_server.admin_engine().connect() as conn:
-            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+    report = check_connection(db_url.set(username=role))
+    assert not report.can_migrate
+    assert "CREATE on schema public" in report.missing
+    assert any(m.startswith("ownership of") for m in report.missing)
+    result = CliRunner().invoke(
+        main, ["test-connection", "--database-url", db_url.set(username=role).render_as_string(False)]
+    )
+    assert result.exit_code == 1 and "can migrate: no" in result.stdout
 
 
 def test_migrate_cli_applies_then_says_nothing_to_do(empty_db_url: URL):

@@ -17,13 +17,15 @@ from tests.project import REPO_ROOT
 SECRET = "s3cr@t#pa%ss!"
 
 
-def run_cli(*args: str, database_url: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, database_url: str | None = None, module: str = "scripts", **env: str
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     environ.update(env)
     if database_url is not None:
         environ["DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "scripts", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         env=environ,
         capture_output=True,
@@ -44,25 +46,19 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *fragments: 
 
 
 @pytest.fixture
-def password_role(pg_server, empty_db_url: URL):
-    """A role with a password full of URL-special characters, reachable over TCP with SCRAM."""
+def password_role(pg_server, empty_db_url: URL, make_role):
+    """A role with a password full of URL-special characters, reachable over TCP with SCRAM.
+
+    It owns the database's public schema, so it can migrate it.
+    """
     if pg_server.tcp_port is None:
         pytest.skip("needs the suite's own cluster (a TCP listener with password authentication)")
-    db_url = empty_db_url
-    role = f"alp_pw_{db_url.database[-8:]}"
-    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    role = make_role("alp_pw", empty_db_url, password=SECRET)
+    engine = make_engine(empty_db_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        quoted = conn.dialect.identifier_preparer.quote(role)
-        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD %(pw)s", {"pw": SECRET})
-        conn.exec_driver_sql(f"ALTER SCHEMA public OWNER TO {quoted}")
-        conn.exec_driver_sql(
-            f"ALTER DATABASE {conn.dialect.identifier_preparer.quote(db_url.database)} OWNER TO {quoted}"
-        )
+        conn.exec_driver_sql(f"ALTER SCHEMA public OWNER TO {conn.dialect.identifier_preparer.quote(role)}")
     engine.dispose()
-    yield role, f"postgresql://{role}:{SECRET}@127.0.0.1:{pg_server.tcp_port}/{db_url.database}"
-    pg_server.drop_database(db_url.database)
-    with pg_server.admin_engine().connect() as conn:
-        conn.exec_driver_sql(f"DROP ROLE {quoted}")
+    return role, f"postgresql://{role}:{SECRET}@127.0.0.1:{pg_server.tcp_port}/{empty_db_url.database}"
 
 
 def test_guide_style_url_with_special_characters_in_the_password_migrates(password_role):
@@ -79,16 +75,7 @@ def test_guide_style_url_with_special_characters_in_the_password_migrates(passwo
 
 def test_plain_alembic_reads_the_guide_style_database_url(password_role):
     _, raw_url = password_role
-    environ = {**os.environ, "DATABASE_URL": raw_url}
-    result = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=REPO_ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("upgrade", "head", database_url=raw_url, module="alembic")
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
 
@@ -136,21 +123,14 @@ def test_unknown_revision(db_url: URL):
     assert_one_clear_line(result, "9999")
 
 
-def test_missing_privilege_to_migrate(pg_server, empty_db_url: URL):
-    role = f"alp_nopriv_{empty_db_url.database[-8:]}"
+def test_missing_privilege_to_migrate(empty_db_url: URL, make_role):
+    role = make_role("alp_nopriv", empty_db_url)
     engine = make_engine(empty_db_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        quoted = conn.dialect.identifier_preparer.quote(role)
-        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN")
         conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
     engine.dispose()
-    try:
-        result = run_cli("migrate", database_url=empty_db_url.set(username=role).render_as_string(False))
-        assert_one_clear_line(result, "permission denied")
-    finally:
-        pg_server.drop_database(empty_db_url.database)
-        with pg_server.admin_engine().connect() as conn:
-            conn.exec_driver_sql(f"DROP ROLE {quoted}")
+    result = run_cli("migrate", database_url=empty_db_url.set(username=role).render_as_string(False))
+    assert_one_clear_line(result, "permission denied")
 
 
 def test_edited_applied_revision_stops_migrate(project, db_url: URL):

@@ -4,36 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-
-def make_user(conn: Connection, email: str = "learner@example.com") -> uuid.UUID:
-    return conn.scalar(text("INSERT INTO users (email) VALUES (:e) RETURNING id"), {"e": email})
-
-
-def make_item(conn: Connection, status: str = "active") -> uuid.UUID:
-    return conn.scalar(
-        text(
-            "INSERT INTO items (item_type, status, stem, difficulty)"
-            " VALUES ('multiple_choice', CAST(:s AS item_status), 'What is 2+2?', 0.5) RETURNING id"
-        ),
-        {"s": status},
-    )
-
-
-def add_attempt(conn: Connection, user: uuid.UUID, item: uuid.UUID, at: str) -> None:
-    conn.execute(
-        text(
-            "INSERT INTO attempts (user_id, item_id, attempted_at, is_correct, score, response_time_ms)"
-            " VALUES (:u, :i, CAST(:at AS timestamptz), true, 1, 1200)"
-        ),
-        {"u": user, "i": item, "at": at},
-    )
+from tests.factories import add_attempts, make_item, make_user
 
 
 def test_guide_constraint_example_rejects_invalid_email_and_accepts_valid(engine: Engine):
@@ -118,7 +95,7 @@ def test_attempts_route_to_their_yearly_partition_and_out_of_range_rows_to_defau
             "2027-06-15",
             "2031-01-01",
         ]:
-            add_attempt(conn, user, item, at)
+            add_attempts(conn, user, item, at)
         placed = conn.execute(
             text(
                 "SELECT tableoid::regclass::text, to_char(attempted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -157,7 +134,7 @@ def test_email_is_stored_trimmed_and_lower_cased(engine: Engine):
 def test_attempts_cannot_be_updated_or_deleted(engine: Engine):
     with engine.begin() as conn:
         user, item = make_user(conn), make_item(conn)
-        add_attempt(conn, user, item, "2026-02-01")
+        add_attempts(conn, user, item, "2026-02-01")
     for sql in ["UPDATE attempts SET score = 0", "DELETE FROM attempts"]:
         with engine.connect() as conn, pytest.raises(IntegrityError, match="append-only"):
             conn.execute(text(sql))
@@ -204,13 +181,13 @@ def test_no_attempt_on_an_item_that_is_not_active(engine: Engine, status: str):
     with engine.begin() as conn:
         user, item = make_user(conn), make_item(conn, status)
     with engine.connect() as conn, pytest.raises(IntegrityError, match="is not active"):
-        add_attempt(conn, user, item, "2026-02-01")
+        add_attempts(conn, user, item, "2026-02-01")
 
 
 def test_an_item_with_attempts_cannot_be_deleted(engine: Engine):
     with engine.begin() as conn:
         user, item = make_user(conn), make_item(conn)
-        add_attempt(conn, user, item, "2026-02-01")
+        add_attempts(conn, user, item, "2026-02-01")
     with engine.connect() as conn, pytest.raises(IntegrityError, match="fk_attempts_item_id_items"):
         conn.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
 
@@ -249,8 +226,8 @@ def test_guide_monitoring_queries_answer(engine: Engine, query: str):
 def test_views_report_what_is_in_the_database(engine: Engine):
     with engine.begin() as conn:
         user, item = make_user(conn), make_item(conn)
-        add_attempt(conn, user, item, "2026-02-01 10:00+00")
-        add_attempt(conn, user, item, "2026-02-01 11:00+00")
+        add_attempts(conn, user, item, "2026-02-01 10:00+00")
+        add_attempts(conn, user, item, "2026-02-01 11:00+00")
     with engine.connect() as conn:
         sizes = conn.execute(text("SELECT table_name, partitions FROM table_sizes")).all()
         assert ("attempts", 5) in [tuple(r) for r in sizes]

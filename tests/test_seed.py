@@ -6,7 +6,6 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -18,20 +17,14 @@ from scripts import seed
 from scripts.cli import main
 from scripts.db import make_engine
 from scripts.errors import AlreadySeeded, PermissionDenied, ProductionDatabase, SeedFailed
-from tests.conftest import PgServer, unique_name
 
 SMALL = seed.make_plan(users=150, items=120, attempts=4_000, seed=7)
 
 
 @pytest.fixture
-def other_db_url(pg_server: PgServer, template_db: str) -> Iterator[URL]:
+def other_db_url(make_db, template_db: str) -> URL:  # type: ignore[no-untyped-def]
     """A second fresh database at head."""
-    name = unique_name("alp_test")
-    url = pg_server.create_database(name, template=template_db)
-    try:
-        yield url
-    finally:
-        pg_server.drop_database(name)
+    return make_db("alp_test", template_db)  # type: ignore[no-any-return]
 
 
 def query(url: URL, statement: str, **params: object) -> list[tuple]:
@@ -248,22 +241,16 @@ def test_missing_yearly_partition_fails_the_seed_and_loads_nothing(db_url):
 
 
 @pytest.fixture
-def non_owner_url(db_url: URL) -> Iterator[URL]:
+def non_owner_url(db_url: URL, make_role) -> URL:  # type: ignore[no-untyped-def]
     """A login that may read and insert into every table but owns none of them."""
-    role = unique_name("seeder")
     password = "seeder-pass"
+    role = make_role("seeder", db_url, password=password)
     engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         quoted = conn.dialect.identifier_preparer.quote(role)
-        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD %(pw)s", {"pw": password})
         conn.exec_driver_sql(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {quoted}")
-    try:
-        yield db_url.set(username=role, password=password)
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
-            conn.exec_driver_sql(f"DROP ROLE {quoted}")
-        engine.dispose()
+    engine.dispose()
+    return db_url.set(username=role, password=password)
 
 
 def test_bulk_mode_needs_table_ownership_and_row_checks_do_not(non_owner_url):

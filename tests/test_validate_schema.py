@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -223,20 +221,9 @@ def test_cli_exits_0_when_clean(db_url):
 
 
 @pytest.fixture
-def limited_role(db_url: URL) -> Iterator[URL]:
+def limited_role(db_url: URL, make_role) -> URL:  # type: ignore[no-untyped-def]
     """A login role on the test database, dropped afterwards."""
-    name = f"alp_limited_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        quoted = conn.dialect.identifier_preparer.quote(name)
-        conn.exec_driver_sql(f"CREATE ROLE {quoted} LOGIN PASSWORD 'limited-pw'")
-    try:
-        yield db_url.set(username=name, password="limited-pw")
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
-            conn.exec_driver_sql(f"DROP ROLE {quoted}")
-        engine.dispose()
+    return db_url.set(username=make_role("alp_limited", db_url, password="limited-pw"), password="limited-pw")
 
 
 def test_role_that_may_not_connect_gets_exit_2_and_one_clear_line(db_url, limited_role):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from scripts.cli.common import database_url_option, handle_errors
+from scripts.cli.common import database_url_option, handle_errors, report_format_option
 
 if TYPE_CHECKING:
     from scripts.migration_checks import ValidationReport
@@ -15,14 +15,7 @@ if TYPE_CHECKING:
 
 @click.command("validate-migrations")
 @database_url_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for CI.",
-)
+@report_format_option("findings with how to fix them")
 @click.option(
     "--offline", is_flag=True, help="Check only the files (names, heads, SQL lint), not a database."
 )

@@ -71,3 +71,15 @@ format_option = click.option(
     show_default=True,
     help="Output format.",
 )
+
+
+def report_format_option(text_help: str) -> Callable[[F], F]:
+    """``--format text|json`` for reports a person reads or CI parses."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=f"text for people ({text_help}), json for CI.",
+    )

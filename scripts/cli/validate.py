@@ -6,19 +6,18 @@ import sys
 
 import click
 
-from scripts.cli.common import EXIT_OK, EXIT_PROBLEMS, database_url_option, handle_errors
+from scripts.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    database_url_option,
+    handle_errors,
+    report_format_option,
+)
 
 
 @click.command("validate-schema")
 @database_url_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people (EXPECTED / ACTUAL / HOW TO FIX), json for CI.",
-)
+@report_format_option("EXPECTED / ACTUAL / HOW TO FIX")
 @handle_errors
 def validate_schema(database_url: str | None, fmt: str) -> None:
     """Report every difference between the models and the database.
