@@ -47,3 +47,7 @@ class ChecksumMismatch(AlpDbError):
 
 class DevDatabaseError(AlpDbError):
     """The local development cluster could not be initialised, started or stopped."""
+
+
+class DataMigrationError(AlpDbError):
+    """A batched data migration cannot run: unknown table or key, unusable SET/WHERE, a clash."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from scripts.cli import devdb, migrate
+from scripts.cli import backfill, devdb, migrate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +19,5 @@ def main(debug: bool) -> None:
 
 main.add_command(migrate.migrate)
 main.add_command(devdb.dev_db)
+main.add_command(backfill.batch_update)
+main.add_command(backfill.data_migration)
