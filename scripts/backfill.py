@@ -194,6 +194,9 @@ class Plan:
     sleep_s: float
     lock_timeout: str
     max_retries: int
+    # a single key column whose type has max() (integers, timestamps, text ... not uuid before
+    # PostgreSQL 18): the batch's last key is then an aggregate over the batch, without a sort
+    key_has_max: bool = False
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -217,6 +220,38 @@ def check_expression(label: str, expr: str | None) -> str | None:
     if OFFLINE_DOLLAR_TAG in stripped:
         raise DataMigrationError(f"{label} holds {OFFLINE_DOLLAR_TAG}", "that tag quotes the offline loop")
     return stripped
+
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[(),=\[\]]|[^'\"(),=\[\]\s]+")
+
+
+def assigned_columns(set_: str) -> set[str]:
+    """The columns a SET list assigns (``a = 1, "B" = 2, (c, d) = (3, 4)``), names as stored."""
+    targets: set[str] = set()
+    parens = brackets = 0
+    in_target = True
+    for token in _TOKEN.findall(set_):
+        if token in "()[]":
+            parens += {"(": 1, ")": -1}.get(token, 0)
+            brackets += {"[": 1, "]": -1}.get(token, 0)
+        elif token == "=" and parens == 0 and brackets == 0:
+            in_target = False
+        elif token == "," and parens == 0 and brackets == 0:
+            in_target = True
+        elif in_target and token != "," and brackets == 0 and parens <= 1:
+            name = token.split(".")[0]  # "col.field" assigns col
+            targets.add(name[1:-1].replace('""', '"') if name.startswith('"') else name.lower())
+    return targets
+
+
+def _check_key_not_assigned(set_: str, key: tuple[str, ...]) -> None:
+    moved = sorted(assigned_columns(set_) & set(key))
+    if moved:
+        raise DataMigrationError(
+            f"SET assigns the key column {', '.join(moved)}:"
+            " the walk by that key would meet the moved rows again",
+            "walk by another unique key (--key), or change the key in a separate step",
+        )
 
 
 def split_table(table: str) -> tuple[str | None, str]:
@@ -348,6 +383,25 @@ def _resolve_key(
     return key
 
 
+_HAS_MAX = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM pg_aggregate g
+        JOIN pg_proc p ON p.oid = g.aggfnoid
+        JOIN pg_attribute a ON a.attrelid = :oid AND a.attname = :col
+        WHERE p.proname = 'max' AND p.pronamespace = 'pg_catalog'::regnamespace
+          AND p.pronargs = 1 AND p.proargtypes[0] = a.atttypid
+    )
+    """
+)
+
+
+def _key_has_max(conn: Connection, relation: _Relation, key: tuple[str, ...]) -> bool:
+    if len(key) != 1:
+        return False
+    return conn.scalar(_HAS_MAX, {"oid": relation.oid, "col": key[0]}) is True
+
+
 # -- SQL --------------------------------------------------------------------------------------
 
 
@@ -370,6 +424,8 @@ class _Statements:
         self.set_ = _escape_colons(plan.set_)
         self.where = _escape_colons(plan.where) if plan.where else None
         self.width = len(plan.key)
+        self.key_has_max = plan.key_has_max
+        self.checkpoints = q(CHECKPOINT_TABLE)
 
     def params(self, prefix: str, values: Sequence[str] | None) -> dict[str, str]:
         return {f"{prefix}_{i}": v for i, v in enumerate(values or ())}
@@ -377,24 +433,52 @@ class _Statements:
     def _after(self, first: bool) -> str:
         return "" if first else f"{self.key_row} > {self.lo}"
 
-    def bound(self, first: bool) -> TextClause:
-        """The last key of the next batch (as text) and how many keys the batch holds."""
+    def batch(self, first: bool) -> TextClause:
+        """One batch in one round trip: BEGIN, the batch's settings, then one statement that
+        finds the end of the next key range, updates the range and moves the checkpoint.
+
+        Round trips, not rows, are what a batch adds to a single UPDATE (each one waits for
+        the server to be scheduled), so a batch sends two: this and COMMIT. The range's end
+        comes from an InitPlan, which the index scan takes as its bound. psycopg2 sends the
+        three statements as one simple query; the rows are the last statement's.
+        """
         after = self._after(first)
-        inner = (
+        batch = (
             f"SELECT {self.key_list} FROM {self.table}"
             + (f" WHERE {after}" if after else "")
             + f" ORDER BY {self.key_list} LIMIT :batch_size"
         )
-        keys = ", ".join(f"CAST(b.{c} AS text)" for c in self.cols)
-        desc = ", ".join(f"b.{c} DESC" for c in self.cols)
-        return text(f"SELECT {keys}, count(*) OVER () FROM ({inner}) AS b ORDER BY {desc} LIMIT 1")
-
-    def update(self, first: bool) -> TextClause:
-        conditions = [c for c in (self._after(first), f"{self.key_row} <= {self.hi}") if c]
+        hi_cols = [f"_bf_k{i}" for i in range(self.width)]
+        if self.key_has_max:
+            # an aggregate over the batch: no window to materialise, no sort (4x cheaper)
+            hi = f"SELECT max({self.cols[0]}) AS _bf_k0, count(*) AS _bf_n FROM _bf_batch HAVING count(*) > 0"
+        else:
+            named = ", ".join(f"{c} AS {h}" for c, h in zip(self.cols, hi_cols, strict=True))
+            desc = ", ".join(f"{c} DESC" for c in self.cols)
+            hi = f"SELECT {named}, count(*) OVER () AS _bf_n FROM _bf_batch ORDER BY {desc} LIMIT 1"
+        hi_row = "(" + ", ".join(f"(SELECT {h} FROM _bf_hi)" for h in hi_cols) + ")"
+        conditions = [c for c in (after, f"{self.key_row} <= {hi_row}") if c]
         if self.where:
             conditions.append(f"(\n{self.where}\n)")
         # newlines around operator SQL: a trailing ``-- comment`` cannot swallow what follows
-        return text(f"UPDATE {self.table} SET\n{self.set_}\nWHERE " + " AND ".join(conditions))
+        update_range = f"UPDATE {self.table} SET\n{self.set_}\nWHERE " + " AND ".join(conditions)
+        hi_text = ", ".join(f"CAST({h} AS text)" for h in hi_cols)
+        checkpoint = (
+            f"UPDATE {self.checkpoints} SET last_key = (SELECT ARRAY[{hi_text}] FROM _bf_hi),"
+            " rows_done = rows_done + (SELECT count(*) FROM _bf_upd),"
+            " rows_walked = rows_walked + (SELECT _bf_n FROM _bf_hi),"
+            " batches = batches + 1, updated_at = now()"
+            " WHERE name = :name AND EXISTS (SELECT FROM _bf_hi) RETURNING 1"
+        )
+        return text(
+            "BEGIN;\n"
+            "SELECT set_config('lock_timeout', :lock_timeout, true),"
+            " set_config('synchronous_commit', 'off', true);\n"
+            f"WITH _bf_batch AS ({batch}),\n_bf_hi AS ({hi}),\n_bf_upd AS ({update_range}\nRETURNING 1),\n"
+            f"_bf_cp AS ({checkpoint})\n"
+            f"SELECT {hi_text}, _bf_n, (SELECT count(*) FROM _bf_upd), (SELECT count(*) FROM _bf_cp)"
+            " FROM _bf_hi"
+        )
 
     def count(self, first: bool) -> TextClause:
         after = self._after(first)
@@ -412,10 +496,12 @@ class _Statements:
 
 
 @contextmanager
-def _transaction(conn: Connection, *, commit: bool = True) -> Iterator[None]:
+def _transaction(conn: Connection, *, commit: bool = True, begun: bool = False) -> Iterator[None]:
     """BEGIN ... COMMIT on a connection in AUTOCOMMIT mode (the one Alembic's autocommit_block
-    hands out, and ours): one explicit transaction per batch."""
-    conn.exec_driver_sql("BEGIN")
+    hands out, and ours): one explicit transaction per batch. ``begun``: the first statement
+    inside sends BEGIN itself (a batch saves the round trip)."""
+    if not begun:
+        conn.exec_driver_sql("BEGIN")
     try:
         yield
     except BaseException:
@@ -428,16 +514,6 @@ def _transaction(conn: Connection, *, commit: bool = True) -> Iterator[None]:
 def _set_lock_timeout(conn: Connection, lock_timeout: str) -> None:
     # is_local => the setting ends with the batch's transaction (SET LOCAL)
     conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": lock_timeout})
-
-
-def _batch_settings(conn: Connection, lock_timeout: str) -> None:
-    """lock_timeout, and asynchronous commit: a crash may lose the last batches, but each
-    batch commits with its checkpoint, so they are lost together and the resumed run redoes
-    them — no flush to wait for per batch ("Asynchronous Commit" in the WAL chapter)."""
-    conn.execute(
-        text("SELECT set_config('lock_timeout', :v, true), set_config('synchronous_commit', 'off', true)"),
-        {"v": lock_timeout},
-    )
 
 
 def _first_line(exc: DBAPIError, conn: Connection) -> str:
@@ -526,7 +602,7 @@ def forget(
     with _autocommit(database_url, connection) as conn:
         if not _checkpoint_exists(conn):
             return False
-        with _transaction(conn):
+        with _exclusive(conn, name), _transaction(conn):  # never under a running migration
             deleted = conn.execute(CHECKPOINTS.delete().where(CHECKPOINTS.c.name == name)).rowcount
         return bool(deleted)
 
@@ -609,7 +685,9 @@ def plan_for(
         sleep_s=sleep,
         lock_timeout=lock_timeout,
         max_retries=max_retries,
+        key_has_max=_key_has_max(conn, relation, key_cols),
     )
+    _check_key_not_assigned(set_expr, key_cols)
     _validate_expressions(conn, _Statements(conn, plan, plan.schema), plan)
     return plan, relation
 
@@ -736,8 +814,7 @@ class _Runner:
         while not outcome:
             batch_started = time.perf_counter()
             try:
-                with _transaction(conn):
-                    _batch_settings(conn, plan.lock_timeout)
+                with _transaction(conn, begun=True):
                     step = self._batch(last)
             except DBAPIError as exc:
                 code = getattr(exc.orig, "pgcode", None)
@@ -788,31 +865,28 @@ class _Runner:
 
     def _batch(self, last: tuple[str, ...] | None) -> tuple[tuple[str, ...], int, int] | None:
         """One key range: find its end, update it, move the checkpoint — one transaction."""
-        conn, sql, cp = self.conn, self.sql, self.cp
-        first = last is None
-        params: dict[str, Any] = {**sql.params("lo", last), "batch_size": self.plan.batch_size}
-        bound = conn.execute(sql.bound(first), params).first()
-        if bound is None:
+        conn, sql, plan = self.conn, self.sql, self.plan
+        params: dict[str, Any] = {
+            **sql.params("lo", last),
+            "batch_size": plan.batch_size,
+            "lock_timeout": plan.lock_timeout,
+            "name": plan.name,
+        }
+        row = conn.execute(sql.batch(first=last is None), params).first()
+        if row is None:
             conn.execute(
                 update(CHECKPOINTS)
-                .where(cp.name == self.plan.name)
+                .where(self.cp.name == plan.name)
                 .values(finished_at=func.now(), updated_at=func.now())
             )
             return None
-        hi = tuple(bound[: sql.width])
-        walked = int(bound[sql.width])
-        updated = conn.execute(sql.update(first), {**params, **sql.params("hi", hi)}).rowcount
-        conn.execute(
-            update(CHECKPOINTS)
-            .where(cp.name == self.plan.name)
-            .values(
-                last_key=list(hi),
-                rows_done=cp.rows_done + updated,
-                rows_walked=cp.rows_walked + walked,
-                batches=cp.batches + 1,
-                updated_at=func.now(),
+        hi = tuple(row[: sql.width])
+        walked, updated, moved = (int(v) for v in row[sql.width :])
+        if moved != 1:  # raising rolls the batch back: no update without its checkpoint
+            raise DataMigrationError(
+                f"the checkpoint of data migration {plan.name!r} disappeared during the run",
+                "it was forgotten while running; run again to start over",
             )
-        )
         return hi, walked, updated
 
     def _failure(self, exc: DBAPIError, code: str | None, last: tuple[str, ...] | None) -> Exception:
@@ -870,6 +944,7 @@ def offline_plan(
                 "pass key=... to batch_update_in_revision",
             )
         key_cols = tuple(c.name for c in model.primary_key.columns)
+    _check_key_not_assigned(set_expr, key_cols)
     return Plan(
         name=name,
         table=table.strip(),

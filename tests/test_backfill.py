@@ -104,12 +104,13 @@ def wait_for(probe: Callable[[], object], what: str) -> object:
 
 
 def waiting_update_pid(engine: Engine) -> int | None:
-    """The backend whose UPDATE is waiting for a lock, if any."""
+    """The backend of this database waiting for a lock (the test's blockers only hold them)."""
     with engine.connect() as conn:
         return conn.scalar(
             text(
                 "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted"
-                " WHERE a.datname = current_database() AND a.query LIKE 'UPDATE%' LIMIT 1"
+                " WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"
+                " AND a.query LIKE '%UPDATE%' LIMIT 1"
             )
         )
 
@@ -136,9 +137,21 @@ def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
         conn.close()
 
 
-def nth_item_id(engine: Engine, n: int) -> str:
+def matching_item_at(engine: Engine, n: int) -> tuple[str, int]:
+    """The first item below 2.0 at or after position ``n`` in key order, and its position.
+
+    Only a row that matches WHERE is locked by the UPDATE (and so waited for): PostgreSQL
+    skips a locked row whose current version does not match ("UPDATE", READ COMMITTED).
+    """
     with engine.connect() as conn:
-        return str(conn.scalar(text("SELECT id FROM items ORDER BY id OFFSET :n LIMIT 1"), {"n": n}))
+        row = conn.execute(
+            text(
+                "SELECT id, pos FROM (SELECT id, difficulty, row_number() OVER (ORDER BY id) - 1 AS pos"
+                " FROM items) AS s WHERE difficulty < 2.0 AND pos >= :n ORDER BY pos LIMIT 1"
+            ),
+            {"n": n},
+        ).one()
+        return str(row.id), int(row.pos)
 
 
 def run_guide_change(url: URL, **kwargs: object) -> backfill.BackfillResult:
@@ -188,23 +201,37 @@ def test_max_runtime_stops_at_a_checkpoint_and_the_same_name_resumes(db_url, eng
     assert difficulties(engine) == guide_change(before)
 
 
-def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(db_url, engine, row_locker):
+def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
+    db_url, engine, row_locker, tmp_path
+):
     before = seed_items(engine)
     # Pin the run mid-way: a row further along is locked, so the subprocess blocks there.
-    blocker = row_locker(nth_item_id(engine, 400))
+    locked_id, position = matching_item_at(engine, 400)
+    blocker = row_locker(locked_id)
     env = {**os.environ, "DATABASE_URL": db_url.render_as_string(hide_password=False)}
     args = ["--set", GUIDE_SET, "--where", GUIDE_WHERE, "--name", "killed", "--batch-size", "50"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts", "batch-update", "items", *args, "--lock-timeout", "10min"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scripts", "batch-update", "items", *args, "--lock-timeout", "10min"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def blocked() -> int | None:
+        assert proc.poll() is None, f"the run ended early: {log.read_text()}"
+        return waiting_update_pid(engine)
+
     try:
-        pid = wait_for(lambda: waiting_update_pid(engine), "the run to block on the locked row")
+        pid = wait_for(blocked, "the run to block on the locked row")
         at_kill = checkpoint(engine, "killed")
-        assert at_kill is not None and at_kill["finished_at"] is None and at_kill["rows_walked"] == 400
+        assert (
+            at_kill is not None
+            and at_kill["finished_at"] is None
+            and at_kill["rows_walked"] == position // 50 * 50
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
@@ -241,7 +268,7 @@ class RecordingReporter:
 
 def test_row_locked_by_another_transaction_makes_the_batch_retry_not_fail(db_url, engine, row_locker):
     before = seed_items(engine)
-    blocker = row_locker(nth_item_id(engine, 10))
+    blocker = row_locker(matching_item_at(engine, 10)[0])
     reporter = RecordingReporter()
     outcome: dict[str, object] = {}
 
@@ -295,6 +322,7 @@ def test_dry_run_counts_what_would_change_and_changes_nothing(db_url, engine):
         ({"set_": "no_such_column = 1"}, r"SET .* is not valid .*no_such_column"),
         ({"where": "difficulty"}, "argument of WHERE must be type boolean"),
         ({"set_": "difficulty = 1; DROP TABLE items"}, "holds a ';'"),
+        ({"set_": "stem = 'x', id = gen_random_uuid()"}, "SET assigns the key column id"),
     ],
 )
 def test_bad_table_key_or_expression_gives_a_clear_error_and_changes_nothing(
@@ -501,6 +529,20 @@ def test_cli_batch_update_and_status(db_url, engine):
     assert listed.exit_code == 0, listed.output
     [row] = json.loads(listed.stdout)
     assert row["name"] == "cli" and row["state"] == "finished" and row["batches"] == 7
+
+
+def test_cli_forget_lets_a_finished_migration_run_again(db_url, engine):
+    before = seed_items(engine)
+    env = {"DATABASE_URL": db_url.render_as_string(hide_password=False)}
+    runner = CliRunner()
+    args = ["data-migration", "run", "items", "--set", GUIDE_SET, "--where", GUIDE_WHERE, "--name", "twice"]
+    assert runner.invoke(main, args, env=env).exit_code == 0
+    forgot = runner.invoke(main, ["data-migration", "forget", "twice"], env=env)
+    assert forgot.exit_code == 0 and "forgot data migration 'twice'" in forgot.stdout
+    assert runner.invoke(main, args, env=env).exit_code == 0
+    assert difficulties(engine) == guide_change(guide_change(before))
+    unknown = runner.invoke(main, ["data-migration", "forget", "twice-more"], env=env)
+    assert unknown.exit_code == 2 and "no data migration named 'twice-more'" in unknown.stderr
 
 
 def test_cli_unknown_table_is_one_line_and_exit_2(db_url):
