@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 
-from scripts import backfill, migrations
+from scripts import backfill, backfill_offline, migrations
 from scripts.cli import main
 from scripts.db import make_engine
 from scripts.errors import DataMigrationError
@@ -404,12 +404,12 @@ def test_composite_keys_walk_by_row_comparison(db_url, engine):
 
 
 def offline_script(plan: backfill.Plan) -> str:
-    return "\n".join(backfill.offline_statements(plan)) + "\n"
+    return "\n".join(backfill_offline.statements(plan)) + "\n"
 
 
 def test_offline_loop_runs_in_psql_and_gives_the_same_result(db_url, engine, pg_server, tmp_path):
     before = seed_items(engine)
-    plan = backfill.offline_plan(
+    plan = backfill_offline.plan(
         table="items", set_=GUIDE_SET, where=GUIDE_WHERE, name="offline", batch_size=50
     )
     script = tmp_path / "backfill.sql"
@@ -427,7 +427,7 @@ def test_offline_loop_runs_in_psql_and_gives_the_same_result(db_url, engine, pg_
 def test_offline_loop_resumes_a_run_started_online(db_url, engine, pg_server, tmp_path):
     before = seed_items(engine)
     run_guide_change(db_url, name="mixed", max_runtime=0)
-    plan = backfill.offline_plan(
+    plan = backfill_offline.plan(
         table="items", set_=GUIDE_SET, where=GUIDE_WHERE, name="mixed", batch_size=50
     )
     script = tmp_path / "backfill.sql"
