@@ -130,7 +130,10 @@ class BackfillResult:
         return self.outcome in ("finished", "already finished")
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "finished": self.finished}
+        data = {**asdict(self), "finished": self.finished}
+        data["elapsed_s"] = round(self.elapsed_s, 3)
+        data["longest_batch_ms"] = round(self.longest_batch_ms, 1)
+        return data
 
     def summary(self) -> str:
         if self.dry_run:
@@ -339,8 +342,9 @@ def _resolve_relation(conn: Connection, table: str) -> _Relation:
         raise DataMigrationError(f"{table!r} is not a table", "a data migration updates a table's rows")
     estimate = conn.scalar(
         text(
-            "SELECT sum(greatest(c.reltuples, 0))::bigint"
-            " FROM pg_partition_tree(:oid) p JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf"
+            # the table, or the partitions of a partitioned one (-1: never analysed)
+            "SELECT sum(greatest(c.reltuples, 0))::bigint FROM pg_class c WHERE c.relkind = 'r'"
+            " AND (c.oid = :oid OR c.oid IN (SELECT relid FROM pg_partition_tree(:oid)))"
         ),
         {"oid": row.oid},
     )

@@ -82,7 +82,15 @@ def batch_update(
     if fmt == "json":
         render(data, fmt)
     else:
-        render([{"field": k, "value": v} for k, v in data.items()], fmt, title=result.summary())
+        rows = [
+            {"field": k, "value": ", ".join(v) if isinstance(v, (tuple, list)) else v}
+            for k, v in data.items()
+        ]
+        render(rows, fmt, title=result.summary())
+
+
+# the table view; --format json has every field (started_at, rows_walked, ...)
+TABLE_COLUMNS = ["name", "table", "state", "rows_done", "batches", "last_key", "updated_at"]
 
 
 @click.group("data-migration")
@@ -102,10 +110,16 @@ def status(fmt: str, database_url: str | None) -> None:
     from scripts import backfill
 
     rows = [s.as_row() for s in backfill.status(database_url)]
-    if fmt == "table" and not rows:
+    if fmt == "json":
+        render(rows, fmt)
+        return
+    if not rows:
         click.echo("no data migrations recorded")
         return
-    render(rows, fmt, columns=None if rows else ["name"], title="data migrations")
+    for row in rows:  # a person reads seconds, not microseconds
+        for stamp in ("started_at", "updated_at", "finished_at"):
+            row[stamp] = row[stamp] and row[stamp].strftime("%Y-%m-%d %H:%M:%S")
+    render(rows, fmt, columns=TABLE_COLUMNS, title="data migrations")
 
 
 @data_migration.command("forget")
