@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from scripts import backfill, backfill_offline, migrations
 from scripts.cli import main
 from scripts.db import make_engine
-from scripts.errors import DataMigrationError
+from scripts.errors import DataMigrationError, LockTimeout
 from tests.conftest import REPO_ROOT, PgServer, unique_name
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
@@ -296,6 +296,25 @@ def test_row_locked_by_another_transaction_makes_the_batch_retry_not_fail(db_url
     assert result.outcome == "finished" and result.retries >= 1
     assert "lock timeout" in reporter.retries[0]
     assert difficulties(engine) == guide_change(before)
+
+
+def test_lock_held_past_every_retry_stops_at_the_last_checkpoint_with_a_clear_error(
+    db_url, engine, row_locker
+):
+    before = seed_items(engine)
+    locked_id, position = matching_item_at(engine, 200)
+    row_locker(locked_id)
+    with pytest.raises(
+        LockTimeout, match=r"'stuck'.* hit a lock timeout 2 times \(lock_timeout 50ms\)"
+    ) as caught:
+        run_guide_change(db_url, name="stuck", lock_timeout="50ms", max_retries=1)
+    assert "run again with the same name to resume" in str(caught.value)
+    cp = checkpoint(engine, "stuck")
+    assert cp is not None and cp["finished_at"] is None and cp["rows_walked"] == position // 50 * 50
+    # the batches before the locked row are committed, the rest untouched
+    walked = sorted(before)[: position // 50 * 50]
+    expected = {k: guide_change(before)[k] if k in walked else v for k, v in before.items()}
+    assert difficulties(engine) == expected
 
 
 def test_dry_run_counts_what_would_change_and_changes_nothing(db_url, engine):
