@@ -92,3 +92,7 @@ class NotPartitioned(PartitionError):
 
 class PartitionOverlap(PartitionError):
     """A partition range that collides with an existing partition of another shape or name."""
+
+
+class DataMigrationError(AlpDbError):
+    """A batched data migration cannot run: unknown table or key, unusable SET/WHERE, a clash."""

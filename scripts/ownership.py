@@ -10,8 +10,10 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 RUNTIME_OWNER = "runtime"
-# Created by Alembic itself; no model describes it.
-NOT_MODELLED_TABLES = frozenset({"alembic_version"})
+# The checkpoints of batched data migrations (scripts.backfill creates it on first use).
+CHECKPOINT_TABLE_NAME = "data_migration_checkpoints"
+# Created at run time by Alembic itself and by scripts.backfill; no model describes them.
+NOT_MODELLED_TABLES = frozenset({"alembic_version", CHECKPOINT_TABLE_NAME})
 
 
 def runtime_owned(metadata: MetaData) -> frozenset[str]:

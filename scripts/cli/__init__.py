@@ -14,6 +14,8 @@ import click
 # command name -> "module:attribute" of its click command
 COMMANDS = {
     "backup": "scripts.cli.backup:backup",
+    "batch-update": "scripts.cli.backfill:batch_update",
+    "data-migration": "scripts.cli.backfill:data_migration",
     "dev-db": "scripts.cli.devdb:dev_db",
     "health": "scripts.cli.health:health",
     "migrate": "scripts.cli.migrate:migrate",
