@@ -9,6 +9,7 @@ live in scripts/runtime.py so that plain ``alembic upgrade`` applies them too.
 from logging.config import fileConfig
 
 from alembic import context
+
 from scripts import runtime
 
 if context.config.config_file_name and context.config.attributes.get("configure_logger", True):

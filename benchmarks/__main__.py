@@ -76,9 +76,8 @@ def print_table(results: list[BenchResult]) -> None:
 
 
 def write(results: list[BenchResult], server_version: str, quick: bool) -> None:
-    import sqlalchemy
-
     import alembic
+    import sqlalchemy
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = {

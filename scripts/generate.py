@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy.engine import URL
 
-from alembic import command
 from scripts.errors import ConfigError
 from scripts.migrations import alembic_config, script_directory
 

@@ -417,6 +417,7 @@ def offline_sql(revision: str, down_revision: str | None) -> str:
     import io
 
     from alembic import command
+
     from scripts import migrations
 
     buffer = io.StringIO()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import text
-
 from alembic import op
+from sqlalchemy import text
 
 
 def sql_path(revision_file: str, direction: str) -> Path:

@@ -175,6 +175,7 @@ def test_guide_change_multiplies_each_row_below_two_exactly_once_and_finishes(db
 
 def test_checkpoint_table_is_not_schema_drift(db_url, engine):
     from alembic import command
+
     from scripts.validate import validate_schema
 
     seed_items(engine, count=20)

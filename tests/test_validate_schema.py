@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, text
 from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.engine import URL
 
 import scripts.autogen
-from alembic import command
 from models import metadata
 from models.base import NAMING_CONVENTION
 from scripts import migrations
