@@ -112,6 +112,10 @@ class HistoryRow:
         )
 
 
+def table_exists(conn: Connection) -> bool:
+    return conn.scalar(text("SELECT to_regclass('migration_history') IS NOT NULL")) is True
+
+
 def ensure_table(conn: Connection) -> None:
     """Create migration_history if missing (like alembic_version, it precedes revision 0001)."""
     HISTORY_TABLE.create(conn, checkfirst=True)

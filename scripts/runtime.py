@@ -51,6 +51,9 @@ class StepTracker:
         self.started = 0.0
         self.done = done if done is not None else []  # revisions applied or undone, in order
         self.heads: set[str] = set()
+        # Online, migration_history is created with the first revision (same transaction, no
+        # extra commit); offline scripts create it up front.
+        self.history_ready = True
 
     def fn(self, heads: Any, ctx: MigrationContext) -> Iterator[Any]:
         for step in self.work_fn(heads, ctx):
@@ -77,6 +80,9 @@ class StepTracker:
         self.heads = set(heads)
         if step.is_stamp or self.current is None:
             return
+        if not self.history_ready:
+            history.HISTORY_TABLE.create(ctx.connection)  # type: ignore[arg-type]
+            self.history_ready = True
         ctx.execute(self.row(success=True, timed=not ctx.as_sql).insert())
         self.done.append(self.current.revision.revision)
 
@@ -140,6 +146,7 @@ def run_online(context: EnvironmentContext) -> None:
     )
     with ExitStack() as stack:
         lock_conn: Connection | None = None
+        history_ready = False  # else created in the first revision's transaction
         if command in MUTATING_COMMANDS:
             lock_conn = stack.enter_context(connect(engine.execution_options(isolation_level="AUTOCOMMIT")))
             stack.enter_context(
@@ -151,14 +158,11 @@ def run_online(context: EnvironmentContext) -> None:
                     ),
                 )
             )
-            if command in MIGRATING_COMMANDS:
-                try:
-                    history.ensure_table(lock_conn)
-                except DBAPIError as exc:
-                    raise describe_failure(exc, lock_conn, url, settings) from None
+            if command in MIGRATING_COMMANDS and history.table_exists(lock_conn):
+                history_ready = True
                 refuse_changed_revisions(context, lock_conn)
         conn = handed if handed is not None else stack.enter_context(connect(engine))
-        _migrate(context, conn, lock_conn, settings, command, url, handed)
+        _migrate(context, conn, lock_conn, settings, command, url, handed, history_ready)
 
 
 def _migrate(
@@ -169,6 +173,7 @@ def _migrate(
     command: str,
     url: URL,
     handed: Connection | None,
+    history_ready: bool,
 ) -> None:
     options: dict[str, Any] = {}
     if command not in MUTATING_COMMANDS:
@@ -183,6 +188,7 @@ def _migrate(
         apply_timeouts(conn, settings)
     # callers (scripts.migrations) read back what this run did, decided under the lock
     tracker = StepTracker(_work_fn(context), context.config.attributes.setdefault("steps_done", []))
+    tracker.history_ready = history_ready
     context.configure(
         connection=conn,
         transaction_per_migration=True,
@@ -198,12 +204,25 @@ def _migrate(
     except DBAPIError as exc:
         error = describe_failure(exc, conn, url, settings)
         if lock_conn is not None and tracker.current is not None and command in MIGRATING_COMMANDS:
-            lock_conn.execute(tracker.row(success=False, error=str(error)).insert())
+            record_failure(lock_conn, tracker.row(success=False, error=str(error)))
         raise error from exc
     except AlpDbError as exc:
         if lock_conn is not None and tracker.current is not None and command in MIGRATING_COMMANDS:
-            lock_conn.execute(tracker.row(success=False, error=str(exc)).insert())
+            record_failure(lock_conn, tracker.row(success=False, error=str(exc)))
         raise
+
+
+def record_failure(lock_conn: Connection, row: history.HistoryRow) -> None:
+    """The failed revision's row, outside its rolled-back transaction (autocommit).
+
+    If even that is impossible (the role may not create migration_history), the original
+    error is what the user needs; it is raised by the caller either way.
+    """
+    try:
+        history.ensure_table(lock_conn)
+        lock_conn.execute(row.insert())
+    except DBAPIError:
+        return
 
 
 def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> None:
