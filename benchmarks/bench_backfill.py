@@ -138,7 +138,7 @@ def run(ctx: BenchContext) -> list[BenchResult]:
             ours=Stats.of(ours_vs_single),
             baseline=Stats.of(single),
             baseline_name="single UPDATE (one transaction)",
-            ratio=ratio,
+            ratio=round(ratio, 3),
             target=f">= {TARGET_RATIO}x single UPDATE",
             holds=ratio >= TARGET_RATIO,
             extra={
@@ -153,7 +153,7 @@ def run(ctx: BenchContext) -> list[BenchResult]:
             ours=Stats.of(longest_ms),
             baseline=Stats.of(single_ms),
             baseline_name="single UPDATE duration (its row locks are held that long)",
-            ratio=Stats.of(longest_ms).median / Stats.of(single_ms).median,
+            ratio=round(Stats.of(longest_ms).median / Stats.of(single_ms).median, 4),
             target=f"no batch longer than {TARGET_BATCH_MS:.0f} ms",
             holds=worst_batch <= TARGET_BATCH_MS,
             extra={"longest_batch_ms": round(worst_batch, 1)},
@@ -167,7 +167,7 @@ def run(ctx: BenchContext) -> list[BenchResult]:
                 f"guide's loop, capped at {GUIDE_ITERATIONS} iterations of {GUIDE_BATCH}"
                 f" (it never finishes; updates/s, revisits included)"
             ),
-            ratio=Stats.of(ours_vs_guide).median / Stats.of(guide).median,
+            ratio=round(Stats.of(ours_vs_guide).median / Stats.of(guide).median, 2),
             target="finishes, each row once",
             holds=True,
             extra={

@@ -1,0 +1,42 @@
+"""``python -m benchmarks.report``: benchmarks/results/latest.json as a Markdown table (for README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def figure(value: float, unit: str) -> str:
+    if unit == "rows/s":
+        return f"{value:,.0f} rows/s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    return f"{value:.3f} s"
+
+
+def markdown(data: dict) -> str:  # type: ignore[type-arg]
+    machine = data["machine"]
+    versions = data["versions"]
+    lines = [
+        f"Measured {data['date']} on {machine['cpus']} CPUs ({machine['platform']}),"
+        f" Python {machine['python']}, PostgreSQL {versions['postgresql']},"
+        f" SQLAlchemy {versions['sqlalchemy']}, Alembic {versions['alembic']}"
+        f"{' (--quick)' if data['quick'] else ''}; medians of 5+ interleaved runs after a warm-up.",
+        "",
+        "| benchmark | ours: median (min - max) | baseline: median | ratio | target | holds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in data["benchmarks"]:
+        lines.append(
+            f"| {b['name']} | {figure(b['ours']['median'], b['unit'])}"
+            f" ({figure(b['ours']['min'], b['unit'])} - {figure(b['ours']['max'], b['unit'])})"
+            f" | {figure(b['baseline']['median'], b['unit'])} ({b['baseline_name']})"
+            f" | {b['ratio']:.3g} | {b['target']} | {'yes' if b['holds'] else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(json.loads(RESULTS.read_text())))
