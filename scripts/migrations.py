@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -17,12 +17,23 @@ from scripts.config import project_home
 from scripts.errors import UnknownRevision
 
 
-def alembic_config(database_url: str | URL | None = None, *, stdout: TextIO | None = None) -> Config:
-    """The project's alembic.ini, with the URL passed in memory (never through configparser)."""
+def alembic_config(
+    database_url: str | URL | None = None,
+    *,
+    stdout: TextIO | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Config:
+    """The project's alembic.ini, with the URL passed in memory (never through configparser).
+
+    ``overrides`` are runtime settings given as options (lock_timeout, statement_timeout,
+    migration_lock_wait); they beat ``-x`` and the environment (scripts.settings).
+    """
     ini = project_home() / "alembic.ini"
     config = Config(str(ini), stdout=stdout) if stdout is not None else Config(str(ini))
     if database_url:
         config.attributes["database_url"] = database_url
+    if overrides:
+        config.attributes["runtime_overrides"] = {k: v for k, v in overrides.items() if v is not None}
     return config
 
 
@@ -52,12 +63,17 @@ def current_revision(database_url: str | URL | None) -> str | None:
         engine.dispose()
 
 
-def migrate(database_url: str | URL | None = None, target: str = "head") -> MigrateResult:
+def migrate(
+    database_url: str | URL | None = None,
+    target: str = "head",
+    *,
+    overrides: Mapping[str, object] | None = None,
+) -> MigrateResult:
     """Upgrade to ``target`` and say what was applied."""
     from scripts.config import resolve_url
 
     database_url = resolve_url(database_url)
-    config = alembic_config(database_url)
+    config = alembic_config(database_url, overrides=overrides)
     _run(command.upgrade, config, target)
     applied: list[str] = config.attributes.get("steps_done", [])
     heads = config.attributes.get("heads_after", ())
@@ -70,16 +86,22 @@ def upgrade(
     *,
     sql: bool = False,
     output: TextIO | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> None:
-    config = alembic_config(database_url, stdout=output)
+    config = alembic_config(database_url, stdout=output, overrides=overrides)
     if output is not None:
         config.output_buffer = output
     _run(command.upgrade, config, target, sql=sql)
 
 
-def downgrade(database_url: str | URL | None = None, target: str = "-1") -> list[str]:
+def downgrade(
+    database_url: str | URL | None = None,
+    target: str = "-1",
+    *,
+    overrides: Mapping[str, object] | None = None,
+) -> list[str]:
     """Downgrade to ``target``; the revisions undone, newest first."""
-    config = alembic_config(database_url)
+    config = alembic_config(database_url, overrides=overrides)
     _run(command.downgrade, config, target)
     return list(config.attributes.get("steps_done", []))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +95,14 @@ def plan_rollback(
     )
 
 
-def rollback(plan: RollbackPlan, database_url: str | URL | None = None) -> None:
+def rollback(
+    plan: RollbackPlan,
+    database_url: str | URL | None = None,
+    *,
+    overrides: Mapping[str, object] | None = None,
+) -> None:
     """Apply a plan made by :func:`plan_rollback` (each revision in its own transaction)."""
-    downgrade(database_url, plan.target)
+    downgrade(database_url, plan.target, overrides=overrides)
 
 
 def _lookup(script: ScriptDirectory, rev: str) -> str:

@@ -172,3 +172,36 @@ def test_validate_migrations_with_a_wrong_password_fails_rather_than_skipping_hi
     result = run_cli("validate-migrations", database_url=raw_url.replace(SECRET, "wrong"))
     assert result.returncode == 2
     assert_one_clear_line(result, "login refused")
+
+
+def test_lock_timeout_option_beats_the_environment(project, db_url: URL):
+    project.add_revision(
+        "0005", "add_users_alias_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
+    )
+    holder = make_engine(db_url).connect()
+    holder.execute(text("SELECT count(*) FROM users"))
+    try:
+        result = run_cli(
+            "migrate",
+            "--lock-timeout",
+            "250ms",
+            database_url=db_url.render_as_string(False),
+            ALP_DB_HOME=str(project.root),
+            ALP_DB_LOCK_TIMEOUT="10min",
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_one_clear_line(result, "lock timeout", "users", "250ms")
+
+
+def test_a_malformed_timeout_is_one_line():
+    result = run_cli("migrate", "--sql", "--lock-timeout", "soon")
+    assert_one_clear_line(result, "lock_timeout 'soon' is not a duration")
+
+
+def test_offline_sql_sets_the_timeouts_given_as_options():
+    result = run_cli("migrate", "--sql", "--lock-timeout", "2s", "--statement-timeout", "1h")
+    assert result.returncode == 0, result.stderr
+    assert "SET lock_timeout = '2s';" in result.stdout
+    assert "SET statement_timeout = '1h';" in result.stdout

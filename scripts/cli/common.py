@@ -83,3 +83,32 @@ def report_format_option(text_help: str) -> Callable[[F], F]:
         show_default=True,
         help=f"text for people ({text_help}), json for CI.",
     )
+
+
+def runtime_options(fn: F) -> F:
+    """``--lock-timeout``, ``--statement-timeout``, ``--lock-wait`` for commands that migrate."""
+    for option in reversed(
+        [
+            click.option(
+                "--lock-timeout",
+                default=None,
+                metavar="DURATION",
+                help="Longest wait for a table lock per statement (default 5s; ALP_DB_LOCK_TIMEOUT).",
+            ),
+            click.option(
+                "--statement-timeout",
+                default=None,
+                metavar="DURATION",
+                help="Longest run of one statement (default 30min; ALP_DB_STATEMENT_TIMEOUT).",
+            ),
+            click.option(
+                "--lock-wait",
+                "migration_lock_wait",
+                default=None,
+                metavar="SECONDS",
+                help="How long to wait for another migrator (default 300; ALP_DB_MIGRATION_LOCK_WAIT).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn

@@ -13,6 +13,7 @@ from scripts.cli.common import (
     format_option,
     handle_errors,
     render,
+    runtime_options,
 )
 
 
@@ -21,22 +22,23 @@ from scripts.cli.common import (
 @click.option("--to", "target", default="head", show_default=True, help="Target revision.")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode; no database).")
 @click.option("--backup", is_flag=True, help="Take a pg_dump backup first (see `alp-db backup`).")
+@runtime_options
 @handle_errors
-def migrate(database_url: str | None, target: str, sql: bool, backup: bool) -> None:
+def migrate(database_url: str | None, target: str, sql: bool, backup: bool, **overrides: str | None) -> None:
     """Apply pending migrations (like `alembic upgrade head`)."""
     from scripts import migrations
 
     if sql:
         if backup:
             raise click.UsageError("--backup needs a database; it cannot be combined with --sql")
-        migrations.upgrade(database_url, target, sql=True, output=sys.stdout)
+        migrations.upgrade(database_url, target, sql=True, output=sys.stdout, overrides=overrides)
         return
     if backup:
         from scripts.backup import create_backup
 
         made = create_backup(database_url)
         click.echo(f"backup written: {made.path} ({made.size} bytes)", err=True)
-    result = migrations.migrate(database_url, target)
+    result = migrations.migrate(database_url, target, overrides=overrides)
     if result.applied:
         click.echo(
             f"applied {len(result.applied)} revision(s): {', '.join(result.applied)}; now at {result.after}"

@@ -13,6 +13,7 @@ from scripts.cli.common import (
     format_option,
     handle_errors,
     render,
+    runtime_options,
 )
 
 
@@ -77,8 +78,11 @@ def generate(name: str, autogenerate: bool, database_url: str | None) -> None:
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @database_url_option
+@runtime_options
 @handle_errors
-def rollback(steps: int | None, to: str | None, yes: bool, database_url: str | None) -> None:
+def rollback(
+    steps: int | None, to: str | None, yes: bool, database_url: str | None, **overrides: str | None
+) -> None:
     """Undo applied revisions, newest first, each in its own transaction."""
     from scripts.errors import ConfigError
     from scripts.rollback import plan_rollback
@@ -90,5 +94,5 @@ def rollback(steps: int | None, to: str | None, yes: bool, database_url: str | N
         if not sys.stdin.isatty():
             raise ConfigError(f"rolling back {listing} needs confirmation", "pass --yes")
         click.confirm(f"Roll back {listing}, leaving the database at {plan.target}?", abort=True)
-    run_rollback(plan, database_url)
+    run_rollback(plan, database_url, overrides=overrides)
     click.echo(f"rolled back {listing}; now at {plan.target}")
