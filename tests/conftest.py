@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
 from scripts import migrations
@@ -27,8 +26,6 @@ from scripts.config import parse_url
 from scripts.db import make_engine
 from scripts.devdb import Cluster, embedded_bindir
 from tests.project import ProjectCopy
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Durability is worth nothing in a throwaway cluster; speed is.
 FAST_SETTINGS = {
@@ -217,11 +214,6 @@ def engine(db_url: URL) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
-
-
-def scalar(engine: Engine, sql: str, **params: object) -> object:
-    with engine.connect() as conn:
-        return conn.scalar(text(sql), params)
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from scripts import backfill, backfill_offline, migrations
 from scripts.cli import main
 from scripts.db import make_engine
 from scripts.errors import DataMigrationError, LockTimeout
-from tests.conftest import REPO_ROOT, PgServer, unique_name
+from tests.conftest import PgServer, unique_name
+from tests.project import REPO_ROOT
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
 GUIDE_WHERE = "difficulty < 2.0"

@@ -16,7 +16,8 @@ from sqlalchemy.engine import URL, Engine
 from scripts import history
 from scripts.cli import main
 from scripts.migration_checks import Finding, ValidationReport, validate_migrations
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import free_port
+from tests.project import REPO_ROOT
 
 SQL_REVISION = '''\
 """{doc}
