@@ -109,17 +109,17 @@ def _work_fn_name(context: EnvironmentContext) -> str:
 
 
 def run_offline(context: EnvironmentContext) -> None:
-    """Emit the SQL a DBA reviews and applies with ``psql -v ON_ERROR_STOP=1``."""
-    from models import metadata
-    from scripts.autogen import configure_options  # noqa: F401  (keeps enum comparators registered)
+    """Emit the SQL a DBA reviews and applies with ``psql -v ON_ERROR_STOP=1``.
 
+    No models are needed (nothing is compared offline), so none are imported.
+    """
     settings = _settings(context)
     url = context.config.attributes.get("database_url") or "postgresql+psycopg2://"
     command = _work_fn_name(context)
     tracker = StepTracker(_work_fn(context))
     context.configure(
         url=url,
-        target_metadata=metadata,
+        target_metadata=None,
         literal_binds=True,
         transaction_per_migration=True,
         dialect_opts={"paramstyle": "named"},
