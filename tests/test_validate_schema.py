@@ -358,3 +358,18 @@ def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(
     assert upgrade.count("drop_index(") == 1 and upgrade.count("create_index(") == 1, upgrade
     command.upgrade(config, "head")  # type: ignore[arg-type]
     assert validate_schema(db_url, changed, now=ON_HEAD_DAY).findings == []
+
+
+def test_a_database_behind_head_gets_a_warning_saying_so(db_url):
+    from scripts import migrations
+
+    migrations.downgrade(db_url, "0003")
+    report = validate_schema(db_url)
+    warning = next(w for w in report.warnings if w.kind == "revision")
+    assert (warning.expected, warning.actual) == ("at head 0004", "at 0003")
+    assert report.drift  # the views of 0004 are missing: real differences, explained by the warning
+
+
+def test_a_never_migrated_database_says_so(empty_db_url):
+    report = validate_schema(empty_db_url)
+    assert any(w.kind == "revision" and "never migrated" in w.actual for w in report.warnings)

@@ -45,6 +45,7 @@ def validate_schema(
 ) -> SchemaReport:
     """Compare ``metadata`` (default: the project's models) and ``owned`` (default: what revisions
     0001-0004 create) with the database at ``url`` (resolved as every command resolves it)."""
+    project = metadata is None  # the project's own models: also say where the database stands
     if metadata is None:
         from models import metadata as project_metadata
 
@@ -68,6 +69,7 @@ def validate_schema(
                     views = normalise_views(conn, owned.views)
                     expected = expected_state(conn, models)
                 missing = missing_periods(conn, live, moment)
+                applied = applied_revisions(conn) if project else ()
             except DBAPIError as exc:
                 raise describe_read_error(exc, resolved) from None
     finally:
@@ -79,9 +81,41 @@ def validate_schema(
         *compare_enums(expected.enums, live.enums),
         *compare_owned(owned, live, views),
         *partition_coverage(missing, moment),
+        *revision_position(applied, project),
     ]
     findings.sort(key=lambda f: (f.severity != "error", f.kind, f.object))
     return SchemaReport(database=redact(resolved), findings=findings, tables_checked=len(expected.tables))
+
+
+def applied_revisions(conn: Connection) -> tuple[str, ...] | None:
+    """alembic_version's revisions, or None when the database was never migrated."""
+    if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
+        return None
+    return tuple(conn.scalars(text("SELECT version_num FROM alembic_version ORDER BY 1")).all())
+
+
+def revision_position(applied: tuple[str, ...] | None, project: bool) -> list[Finding]:
+    """A warning when the database is not at the head the models describe: the differences
+    above are then most likely pending revisions, not drift made by hand."""
+    if not project:
+        return []
+    from scripts.migrations import script_directory
+
+    heads = tuple(sorted(script_directory().get_heads()))
+    if applied == heads:
+        return []
+    return [
+        Finding(
+            "revision",
+            "alembic_version",
+            "warning",
+            f"at head {', '.join(heads)}",
+            "never migrated (no alembic_version)"
+            if applied is None
+            else f"at {', '.join(applied) or 'base'}",
+            "run `alp-db migrate` first; what remains after that is drift",
+        )
+    ]
 
 
 def missing_periods(conn: Connection, live: CatalogState, now: dt.datetime) -> dict[str, list[Period]]:
