@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from models import metadata
 from scripts import comparators
+from scripts.generate import number_revision
 from scripts.ownership import ignored_tables
 
 # Alembic's default comparators, its opt-in CHECK-constraint comparator (added and removed
@@ -66,4 +67,5 @@ def configure_options(conn: Connection) -> dict[str, Any]:
         "compare_type": True,
         "compare_server_default": True,
         "autogenerate_plugins": list(AUTOGENERATE_PLUGINS),
+        "process_revision_directives": number_revision,
     }

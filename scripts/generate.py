@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
 from scripts.errors import ConfigError
@@ -40,9 +44,28 @@ def validate_name(name: str) -> str:
     return cleaned
 
 
-def next_revision_id() -> str:
-    numbers = [int(rev.revision) for rev in script_directory().walk_revisions() if rev.revision.isdigit()]
+def next_revision_id(script: ScriptDirectory | None = None) -> str:
+    revisions = (script or script_directory()).walk_revisions()
+    numbers = [int(rev.revision) for rev in revisions if rev.revision.isdigit()]
     return f"{max(numbers, default=0) + 1:04d}"
+
+
+def number_revision(context: MigrationContext, revision: object, directives: list[Any]) -> None:
+    """``process_revision_directives`` for plain ``alembic revision --autogenerate``.
+
+    Gives the new revision the next four-digit id (Alembic would pick a random hex one) and
+    holds its name to the same rule as ``alp-db migration generate`` (Alembic cookbook:
+    "Customizing Revision Generation").
+    """
+    for directive in directives:
+        slug = re.sub(r"[^a-z0-9]+", "_", (directive.message or "").lower()).strip("_")
+        try:
+            validate_name(slug)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        if not str(directive.rev_id).isdigit():
+            script = context.environment_context.script if context.environment_context else None
+            directive.rev_id = next_revision_id(script)
 
 
 def generate_revision(

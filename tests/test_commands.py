@@ -214,3 +214,23 @@ def test_rollback_without_a_terminal_needs_yes(db_url: URL):
     assert migrations.current_revision(db_url) == "0004"
     done = CliRunner().invoke(main, ["migration", "rollback", "--yes", "--database-url", url])
     assert done.exit_code == 0 and "rolled back 0004 (0004_create_views); now at 0003" in done.stdout
+
+
+def test_plain_alembic_autogenerate_gets_the_next_four_digit_id(project, db_url: URL):
+    from alembic import command
+
+    config = migrations.alembic_config(db_url)
+    script = command.revision(config, message="check models against database", autogenerate=True)
+    assert script is not None and not isinstance(script, list)
+    assert script.revision == "0005"
+    assert script.path.endswith("0005_check_models_against_database.py")
+
+
+def test_plain_alembic_autogenerate_refuses_a_vague_name(project, db_url: URL):
+    from alembic import command
+    from alembic.util import CommandError
+
+    config = migrations.alembic_config(db_url)
+    with pytest.raises(CommandError, match="does not say what the migration does"):
+        command.revision(config, message="fix bug", autogenerate=True)
+    assert not list(project.versions.glob("*fix_bug*"))
