@@ -58,11 +58,12 @@ def number_revision(context: MigrationContext, revision: object, directives: lis
     "Customizing Revision Generation").
     """
     for directive in directives:
-        slug = re.sub(r"[^a-z0-9]+", "_", (directive.message or "").lower()).strip("_")
-        try:
-            validate_name(slug)
-        except ConfigError as exc:
-            raise CommandError(str(exc)) from None
+        if directive.message is not None:  # None: `alembic check`, which writes nothing
+            slug = re.sub(r"[^a-z0-9]+", "_", directive.message.lower()).strip("_")
+            try:
+                validate_name(slug)
+            except ConfigError as exc:
+                raise CommandError(str(exc)) from None
         if not str(directive.rev_id).isdigit():
             script = context.environment_context.script if context.environment_context else None
             directive.rev_id = next_revision_id(script)
