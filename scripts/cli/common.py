@@ -14,6 +14,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
 
 
+def interactive() -> bool:
+    """A person at a terminal can answer a prompt (stdin may even be closed under CI)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 def handle_errors(fn: F) -> F:
     """Turn AlpDbError into one line on stderr and its exit code; ``--debug`` re-raises."""
 

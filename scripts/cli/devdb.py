@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from scripts.cli.common import handle_errors
+from scripts.cli.common import handle_errors, interactive
 
 
 @click.group("dev-db")
@@ -81,7 +81,7 @@ def dev_db_destroy(yes: bool) -> None:
     from scripts import devdb
 
     cluster = devdb.dev_cluster()
-    if not yes and sys.stdin.isatty():
+    if not yes and interactive():
         click.confirm(f"Delete {cluster.home} and all its data?", abort=True)
     cluster.destroy()
     click.echo(f"destroyed {cluster.home}")

@@ -12,6 +12,7 @@ from scripts.cli.common import (
     database_url_option,
     format_option,
     handle_errors,
+    interactive,
     render,
     runtime_options,
 )
@@ -91,7 +92,7 @@ def rollback(
     plan = plan_rollback(database_url, steps=steps, to=to)
     listing = ", ".join(f"{rev} ({name})" for rev, name in plan.revisions)
     if not yes:
-        if not sys.stdin.isatty():
+        if not interactive():
             raise ConfigError(f"rolling back {listing} needs confirmation", "pass --yes")
         click.confirm(f"Roll back {listing}, leaving the database at {plan.target}?", abort=True)
     run_rollback(plan, database_url, overrides=overrides)
