@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 
 from scripts.config import parse_url
 from scripts.db import make_engine
-from tests.project import REPO_ROOT
+from tests.project import REPO_ROOT, ProjectCopy
 
 SECRET = "s3cr@t#pa%ss!"
 
@@ -140,6 +140,20 @@ def test_edited_applied_revision_stops_migrate(project, db_url: URL):
     assert_one_clear_line(result, "revision 0001 was changed after it was applied")
 
 
+def migrate_while_users_is_read(
+    project, db_url: URL, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `alp-db migrate` while another session's open transaction holds ACCESS SHARE on users."""
+    holder = make_engine(db_url).connect()
+    holder.execute(text("SELECT count(*) FROM users"))
+    try:
+        url = db_url.render_as_string(False)
+        return run_cli("migrate", *args, database_url=url, ALP_DB_HOME=str(project.root), **env)
+    finally:
+        holder.rollback()
+        holder.close()
+
+
 def test_lock_timeout_names_the_table(project, db_url: URL):
     project.add_revision(
         "0005",
@@ -147,18 +161,7 @@ def test_lock_timeout_names_the_table(project, db_url: URL):
         "0004",
         'op.execute("ALTER TABLE users ADD COLUMN nickname text")',
     )
-    holder = make_engine(db_url).connect()
-    holder.execute(text("SELECT count(*) FROM users"))  # an open transaction holding ACCESS SHARE
-    try:
-        result = run_cli(
-            "migrate",
-            database_url=db_url.render_as_string(False),
-            ALP_DB_HOME=str(project.root),
-            ALP_DB_LOCK_TIMEOUT="300ms",
-        )
-    finally:
-        holder.rollback()
-        holder.close()
+    result = migrate_while_users_is_read(project, db_url, ALP_DB_LOCK_TIMEOUT="300ms")
     assert_one_clear_line(result, "lock timeout", "users", "300ms")
 
 
@@ -178,20 +181,9 @@ def test_lock_timeout_option_beats_the_environment(project, db_url: URL):
     project.add_revision(
         "0005", "add_users_alias_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
     )
-    holder = make_engine(db_url).connect()
-    holder.execute(text("SELECT count(*) FROM users"))
-    try:
-        result = run_cli(
-            "migrate",
-            "--lock-timeout",
-            "250ms",
-            database_url=db_url.render_as_string(False),
-            ALP_DB_HOME=str(project.root),
-            ALP_DB_LOCK_TIMEOUT="10min",
-        )
-    finally:
-        holder.rollback()
-        holder.close()
+    result = migrate_while_users_is_read(
+        project, db_url, "--lock-timeout", "250ms", ALP_DB_LOCK_TIMEOUT="10min"
+    )
     assert_one_clear_line(result, "lock timeout", "users", "250ms")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 from sqlalchemy import text
@@ -140,26 +141,8 @@ def test_attempts_cannot_be_updated_or_deleted(engine: Engine):
             conn.execute(text(sql))
 
 
-def test_erasing_a_learner_cascades_to_their_attempts(engine: Engine):
-    with engine.begin() as conn:
-        user, item = make_user(conn), make_item(conn)
-        session = conn.scalar(
-            text("INSERT INTO learning_sessions (user_id) VALUES (:u) RETURNING id"), {"u": user}
-        )
-        conn.execute(
-            text(
-                "INSERT INTO attempts (user_id, item_id, session_id, is_correct, score, response_time_ms)"
-                " VALUES (:u, :i, :s, false, 0, 900)"
-            ),
-            {"u": user, "i": item, "s": session},
-        )
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": user})
-        assert conn.scalar(text("SELECT count(*) FROM attempts")) == 0
-        assert conn.scalar(text("SELECT count(*) FROM learning_sessions")) == 0
-
-
-def test_a_session_with_attempts_cannot_be_deleted_alone(engine: Engine):
+def learner_with_a_session_attempt(engine: Engine) -> tuple[uuid.UUID, uuid.UUID]:
+    """A learner with one session holding one attempt: (user id, session id)."""
     with engine.begin() as conn:
         user, item = make_user(conn), make_item(conn)
         session = conn.scalar(
@@ -172,6 +155,19 @@ def test_a_session_with_attempts_cannot_be_deleted_alone(engine: Engine):
             ),
             {"u": user, "i": item, "s": session},
         )
+    return user, session
+
+
+def test_erasing_a_learner_cascades_to_their_attempts(engine: Engine):
+    user, _ = learner_with_a_session_attempt(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": user})
+        assert conn.scalar(text("SELECT count(*) FROM attempts")) == 0
+        assert conn.scalar(text("SELECT count(*) FROM learning_sessions")) == 0
+
+
+def test_a_session_with_attempts_cannot_be_deleted_alone(engine: Engine):
+    _, session = learner_with_a_session_attempt(engine)
     with engine.connect() as conn, pytest.raises(IntegrityError, match="fk_attempts_session_id"):
         conn.execute(text("DELETE FROM learning_sessions WHERE id = :s"), {"s": session})
 
