@@ -141,7 +141,7 @@ def test_edited_applied_revision_stops_migrate(project, db_url: URL):
 
 
 def migrate_while_users_is_read(
-    project, db_url: URL, *args: str, **env: str
+    project: ProjectCopy, db_url: URL, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run `alp-db migrate` while another session's open transaction holds ACCESS SHARE on users."""
     holder = make_engine(db_url).connect()
