@@ -3,14 +3,14 @@
 The database comes from ``DATABASE_URL`` (or the local development database when unset);
 a connection in ``config.attributes["connection"]`` is used as is (Alembic cookbook).
 Runtime rules — migration lock, timeouts, one transaction per revision, migration_history —
-live in scripts/runtime.py so that plain ``alembic upgrade`` applies them too.
+live in scripts/migrations/runtime.py so that plain ``alembic upgrade`` applies them too.
 """
 
 from logging.config import fileConfig
 
 from alembic import context
 
-from scripts import runtime
+from scripts.migrations import runtime
 
 if context.config.config_file_name and context.config.attributes.get("configure_logger", True):
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)

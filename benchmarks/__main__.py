@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only these modules (e.g. bench_migrate)")
     args = parser.parse_args()
 
-    from scripts.devdb import Cluster
+    from scripts.db.devdb import Cluster
 
     home = Path(tempfile.mkdtemp(prefix="alp-db-bench-"))
     cluster = Cluster(home=home / "pg", settings=SERVER_SETTINGS)

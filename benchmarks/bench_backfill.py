@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave
 from scripts import backfill
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
 
 ROWS = 1_000_000
 QUICK_ROWS = 200_000

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, timed
-from scripts.devdb import embedded_bindir
+from scripts.db.devdb import embedded_bindir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -134,6 +134,6 @@ def run(ctx: BenchContext) -> list[BenchResult]:
 
 
 def _run_offline(out) -> None:  # type: ignore[no-untyped-def]
-    from scripts import migrations
+    from scripts.migrations import api as migrations
 
     migrations.upgrade(None, "head", sql=True, output=out)

@@ -38,8 +38,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave
-from scripts import migrations
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
+from scripts.migrations import api as migrations
 
 ROWS = 50_000
 QUICK_ROWS = 10_000

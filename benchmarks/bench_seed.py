@@ -20,7 +20,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, timed
-from scripts import migrations, seed, synthetic
+from scripts import seed
+from scripts.migrations import api as migrations
+from scripts.seed import synthetic
 
 TARGET_SECONDS = 10.0
 FULL_ATTEMPTS, QUICK_ATTEMPTS = 1_000_000, 100_000

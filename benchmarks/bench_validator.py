@@ -7,7 +7,7 @@ database, alternating (harness.interleave).
 
 Two figures:
 
-- "library call": ``scripts.validate.validate_schema(url, metadata)`` — the whole of what the
+- "library call": ``scripts.schema_diff.validate_schema(url, metadata)`` — the whole of what the
   command does after argument parsing: connect, read the catalog, normalise the models'
   expressions on the server, compare, build the report — against
   ``alembic.autogenerate.compare_metadata`` with the options the project's autogenerate uses
@@ -78,7 +78,7 @@ CREATE_BATCH = 100  # tables per transaction: one transaction for all would need
 
 
 def create_schema(url: URL, meta: MetaData) -> None:
-    from scripts.db import make_engine
+    from scripts.db.engine import make_engine
 
     engine = make_engine(url)
     tables = meta.sorted_tables
@@ -91,7 +91,7 @@ def create_schema(url: URL, meta: MetaData) -> None:
 
 
 def drop_database(ctx: BenchContext, url: URL) -> None:
-    from scripts.db import make_engine
+    from scripts.db.engine import make_engine
 
     engine = make_engine(ctx.admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -103,7 +103,7 @@ def drop_database(ctx: BenchContext, url: URL) -> None:
 
 
 def validate_once(url: URL | str, meta: MetaData) -> int:
-    from scripts.validate import OwnedObjects, validate_schema
+    from scripts.schema_diff import OwnedObjects, validate_schema
 
     report = validate_schema(url, meta, owned=OwnedObjects())
     return len(report.findings)
@@ -113,8 +113,8 @@ def compare_once(url: URL | str, meta: MetaData) -> int:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from scripts.config import resolve_url
-    from scripts.db import make_engine
+    from scripts.db.engine import make_engine
+    from scripts.db.target import resolve_url
 
     engine = make_engine(resolve_url(url))
     try:

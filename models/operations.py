@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Mapped
 
 from models.base import Base
-from scripts.history import define_table
+from scripts.migrations.history import define_table
 
 
 class MigrationHistory(Base):
@@ -15,7 +15,7 @@ class MigrationHistory(Base):
 
     Created by the migration runtime before the first revision runs (like alembic_version),
     so revision 0001 is recorded too; not part of any revision. The runtime owns the
-    definition (scripts.history) so that a migration run need not import the ORM.
+    definition (scripts.migrations.history) so that a migration run need not import the ORM.
     """
 
     __table__ = define_table(Base.metadata)

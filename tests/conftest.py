@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL, Engine
 
-from scripts import migrations
-from scripts.config import parse_url
-from scripts.db import make_engine
-from scripts.devdb import Cluster, embedded_bindir
+from scripts.db.devdb import Cluster, embedded_bindir
+from scripts.db.engine import make_engine
+from scripts.db.urls import parse_url
+from scripts.migrations import api as migrations
 from tests.project import ProjectCopy
 
 # Durability is worth nothing in a throwaway cluster; speed is.

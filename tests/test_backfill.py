@@ -18,10 +18,12 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 
-from scripts import backfill, backfill_offline, migrations
+from scripts import backfill
+from scripts.backfill import offline as backfill_offline
 from scripts.cli import main
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
 from scripts.errors import DataMigrationError, LockTimeout
+from scripts.migrations import api as migrations
 from tests.conftest import PgServer, unique_name
 from tests.project import REPO_ROOT
 
@@ -177,7 +179,7 @@ def test_guide_change_multiplies_each_row_below_two_exactly_once_and_finishes(db
 def test_checkpoint_table_is_not_schema_drift(db_url, engine):
     from alembic import command
 
-    from scripts.validate import validate_schema
+    from scripts.schema_diff import validate_schema
 
     seed_items(engine, count=20)
     run_guide_change(db_url, name="drift_probe")

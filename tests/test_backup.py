@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from psycopg2 import sql
 from sqlalchemy.engine import URL
 
-from scripts.backup import build_command, create_backup, find_pg_dump
 from scripts.cli import main
-from scripts.config import DRIVER
+from scripts.db.urls import DRIVER
 from scripts.errors import BackupFailed
+from scripts.ops.backup import build_command, create_backup, find_pg_dump
 from tests.conftest import PgServer
 
 # Every character that needs escaping somewhere: URL (@ # % !), pgpass (: and \).

@@ -9,14 +9,14 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts import migrations
 from scripts.cli import main
-from scripts.connection import check_connection
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
 from scripts.errors import ConfigError
-from scripts.generate import generate_revision, validate_name
-from scripts.rollback import IrreversibleRevision, plan_rollback, rollback
-from scripts.status import migration_status
+from scripts.migrations import api as migrations
+from scripts.migrations.revisions import generate_revision, validate_name
+from scripts.migrations.rollback import IrreversibleRevision, plan_rollback, rollback
+from scripts.migrations.status import migration_status
+from scripts.ops.connection_check import check_connection
 
 USER_PREFERENCES_UPGRADE = """
     op.create_table(

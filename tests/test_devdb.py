@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devdb import Cluster
+from scripts.db.devdb import Cluster
 from tests.project import REPO_ROOT
 
 SYSTEM_PG15 = Path("/usr/lib/postgresql/15/bin")

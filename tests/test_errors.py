@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts.config import parse_url
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
+from scripts.db.urls import parse_url
 from tests.project import REPO_ROOT, ProjectCopy
 
 SECRET = "s3cr@t#pa%ss!"

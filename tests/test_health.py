@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import OperationalError
 
-from scripts import health
 from scripts.cli import main
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
+from scripts.ops import health
 
 POLL_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.05

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
-from scripts import history
+from scripts.checks.report import Finding, ValidationReport, validate_migrations
 from scripts.cli import main
-from scripts.migration_checks import Finding, ValidationReport, validate_migrations
+from scripts.migrations import history
 from tests.conftest import free_port
 from tests.project import REPO_ROOT
 
@@ -26,7 +26,7 @@ Revision ID: {rev}
 Revises: {down}
 """
 
-from scripts.sqlfiles import execute_sql_file
+from scripts.migrations.sqlfiles import execute_sql_file
 
 revision = "{rev}"
 down_revision = "{down}"

@@ -7,8 +7,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts import migrations
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
+from scripts.migrations import api as migrations
 
 REVISIONS = ["0001", "0002", "0003", "0004"]
 

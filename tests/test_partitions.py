@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from scripts import partitions
 from scripts.cli import main
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
 from scripts.errors import (
     ConfigError,
     LockTimeout,

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts import migrations
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
 from scripts.errors import ChecksumMismatch, LockTimeout, MigrationFailed
-from scripts.migrations import alembic_config
+from scripts.migrations import api as migrations
+from scripts.migrations.api import alembic_config
 from tests.project import REPO_ROOT
 
 REVISIONS = ["0001", "0002", "0003", "0004"]
@@ -248,7 +248,7 @@ def test_timeouts_apply_to_the_migration_connection(project, db_url: URL):
 
 
 def test_a_migrator_waiting_too_long_for_the_migration_lock_gives_up_clearly(db_url: URL):
-    from scripts.locking import MIGRATION_LOCK_KEY
+    from scripts.migrations.lock import MIGRATION_LOCK_KEY
 
     holder = make_engine(db_url, isolation_level="AUTOCOMMIT").connect()
     holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})

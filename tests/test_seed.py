@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from scripts import seed
 from scripts.cli import main
-from scripts.db import make_engine
+from scripts.db.engine import make_engine
 from scripts.errors import AlreadySeeded, PermissionDenied, ProductionDatabase, SeedFailed
 
 SMALL = seed.make_plan(users=150, items=120, attempts=4_000, seed=7)

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from scripts.cli import main
-from scripts.db import make_engine
-from scripts.smoke import run_smoke
+from scripts.db.engine import make_engine
+from scripts.ops.smoke import run_smoke
 
 STEPS = ["connectivity", "migrations to head", "schema validation", "seed data", "basic queries", "summary"]
 

@@ -13,17 +13,16 @@ from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, text
 from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.engine import URL
 
-import scripts.autogen
 from models import metadata
 from models.base import NAMING_CONVENTION
-from scripts import migrations
 from scripts.cli import main
-from scripts.db import make_engine
-from scripts.validate import validate_schema
-from scripts.validate.normalise import normalise_views, scratch
-from scripts.validate.owned import capture
-from scripts.validate.owned_objects import MIGRATION_OWNED
-from scripts.validate.report import render_text
+from scripts.db.engine import make_engine
+from scripts.migrations import api as migrations
+from scripts.schema_diff import validate_schema
+from scripts.schema_diff.normalise import normalise_views, scratch
+from scripts.schema_diff.owned import capture
+from scripts.schema_diff.owned_objects import MIGRATION_OWNED
+from scripts.schema_diff.report import render_text
 
 ON_HEAD_DAY = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # inside revision 0001's partitions
 
@@ -126,9 +125,7 @@ def test_drift_is_detected_and_the_object_named(db_url, case):
 
 def test_recorded_revision_objects_match_a_database_at_head(db_url):
     """owned_objects.py must follow the revisions; regenerate it when one changes."""
-    regenerate = (
-        "regenerate: python -m scripts.validate.record --database-url URL > scripts/validate/owned_objects.py"
-    )
+    regenerate = "regenerate: alp-db record-owned --database-url URL > scripts/schema_diff/owned_objects.py"
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
@@ -265,9 +262,13 @@ def changed_models() -> MetaData:
     return changed
 
 
-def autogenerate(url: URL, directory: Path, message: str) -> tuple[str, object]:
+def autogenerate(
+    url: URL, directory: Path, message: str, models: MetaData | None = None
+) -> tuple[str, object]:
     """``alembic revision --autogenerate`` into ``directory`` (beside the real versions)."""
     config = migrations.alembic_config(url)
+    if models is not None:
+        config.attributes["target_metadata"] = models
     config.set_main_option("version_locations", f"{migrations.versions_dir()}:{directory}")
     command.revision(config, message=message, autogenerate=True, rev_id="0005", version_path=str(directory))
     [path] = directory.glob("0005_*.py")
@@ -281,9 +282,7 @@ def test_autogenerate_right_after_head_is_empty(db_url, tmp_path):
     assert "op." not in upgrade
 
 
-def test_autogenerate_sees_column_check_index_and_enum_value_then_validator_is_clean(
-    db_url, tmp_path, monkeypatch
-):
+def test_autogenerate_sees_column_check_index_and_enum_value_then_validator_is_clean(db_url, tmp_path):
     changed = changed_models()
     before = validate_schema(db_url, changed, now=ON_HEAD_DAY)
     assert {(f.kind, f.object) for f in before.errors} == {
@@ -292,8 +291,7 @@ def test_autogenerate_sees_column_check_index_and_enum_value_then_validator_is_c
         ("index", "items.ix_items_exposure_count"),
         ("enum type", "item_status"),
     }
-    monkeypatch.setattr(scripts.autogen, "metadata", changed)
-    source, config = autogenerate(db_url, tmp_path, "add_item_exposure_count")
+    source, config = autogenerate(db_url, tmp_path, "add_item_exposure_count", changed)
     assert "op.add_column('items', sa.Column('exposure_count'" in source
     assert "op.create_check_constraint(op.f('ck_items_exposure_non_negative'), 'items'" in source
     assert "op.create_index('ix_items_exposure_count', 'items', ['exposure_count']" in source
@@ -317,12 +315,9 @@ def models_with_changed_meaning() -> MetaData:
     return changed
 
 
-def test_autogenerate_sees_changed_check_and_index_predicate_and_downgrade_restores_them(
-    db_url, tmp_path, monkeypatch
-):
+def test_autogenerate_sees_changed_check_and_index_predicate_and_downgrade_restores_them(db_url, tmp_path):
     changed = models_with_changed_meaning()
-    monkeypatch.setattr(scripts.autogen, "metadata", changed)
-    source, config = autogenerate(db_url, tmp_path, "tighten_item_difficulty")
+    source, config = autogenerate(db_url, tmp_path, "tighten_item_difficulty", changed)
     upgrade = source.split("def downgrade", 1)[0]
     assert "op.drop_constraint(op.f('ck_items_difficulty_range'), 'items', type_='check')" in upgrade
     assert "'difficulty BETWEEN -4 AND 4'" in upgrade
@@ -342,9 +337,7 @@ def test_detached_period_partition_kept_as_a_table_is_a_warning(db_url):
     assert [(w.kind, w.object) for w in report.warnings] == [("detached partition", "attempts_2024")]
 
 
-def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(
-    db_url, tmp_path, monkeypatch
-):
+def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(db_url, tmp_path):
     changed = MetaData(naming_convention=NAMING_CONVENTION)
     for table in metadata.sorted_tables:
         table.to_metadata(changed)
@@ -352,8 +345,7 @@ def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(
     [index] = [i for i in skills.indexes if i.name == "ix_skills_parent_id"]
     skills.indexes.remove(index)
     Index("ix_skills_parent_id", skills.c.parent_id, skills.c.code)
-    monkeypatch.setattr(scripts.autogen, "metadata", changed)
-    source, config = autogenerate(db_url, tmp_path, "widen_skill_parent_index")
+    source, config = autogenerate(db_url, tmp_path, "widen_skill_parent_index", changed)
     upgrade = source.split("def downgrade", 1)[0]
     assert upgrade.count("drop_index(") == 1 and upgrade.count("create_index(") == 1, upgrade
     command.upgrade(config, "head")  # type: ignore[arg-type]
@@ -361,7 +353,7 @@ def test_autogenerate_leaves_index_column_changes_to_alembic_without_duplicates(
 
 
 def test_a_database_behind_head_gets_a_warning_saying_so(db_url):
-    from scripts import migrations
+    from scripts.migrations import api as migrations
 
     migrations.downgrade(db_url, "0003")
     report = validate_schema(db_url)

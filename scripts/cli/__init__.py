@@ -14,18 +14,19 @@ import click
 # command name -> "module:attribute" of its click command
 COMMANDS = {
     "backup": "scripts.cli.backup:backup",
-    "batch-update": "scripts.cli.backfill:batch_update",
-    "data-migration": "scripts.cli.backfill:data_migration",
-    "dev-db": "scripts.cli.devdb:dev_db",
+    "batch-update": "scripts.cli.batch_update:batch_update",
+    "data-migration": "scripts.cli.batch_update:data_migration",
+    "dev-db": "scripts.cli.dev_db:dev_db",
     "health": "scripts.cli.health:health",
     "migrate": "scripts.cli.migrate:migrate",
     "migration": "scripts.cli.migration:migration",
     "partitions": "scripts.cli.partitions:partitions",
+    "record-owned": "scripts.cli.record_owned:record_owned",
     "seed": "scripts.cli.seed:seed",
-    "test-migrations": "scripts.cli.smoke:test_migrations",
+    "test-migrations": "scripts.cli.test_migrations:test_migrations",
     "test-connection": "scripts.cli.migrate:test_connection",
-    "validate-migrations": "scripts.cli.checks:validate_migrations",
-    "validate-schema": "scripts.cli.validate:validate_schema",
+    "validate-migrations": "scripts.cli.validate_migrations:validate_migrations",
+    "validate-schema": "scripts.cli.validate_schema:validate_schema",
 }
 
 

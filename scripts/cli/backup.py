@@ -22,7 +22,7 @@ def backup(database_url: str | None, output: Path | None) -> None:
     """Dump the database with pg_dump (custom format, file mode 0600, password never in argv)."""
     from rich.filesize import decimal
 
-    from scripts.backup import create_backup
+    from scripts.ops.backup import create_backup
 
     result = create_backup(database_url, output)
     click.echo(

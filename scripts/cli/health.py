@@ -15,7 +15,7 @@ from scripts.cli.common import (
     render,
 )
 
-# Defaults mirror scripts.health's named constants (not imported here, to keep --help fast).
+# Defaults mirror scripts.ops.health's named constants (not imported here, to keep --help fast).
 DEFAULTS = {
     "cache_hit_min": 99.0,
     "dead_ratio_max": 20.0,
@@ -61,7 +61,7 @@ def health(
     idle_in_transaction_seconds: float,
 ) -> None:
     """Database size, biggest tables, bloat, unused indexes, connections, long queries."""
-    from scripts import health as checks
+    from scripts.ops import health as checks
 
     thresholds = checks.Thresholds(
         cache_hit_ratio_min_pct=cache_hit_min,

@@ -26,7 +26,7 @@ from scripts.cli.common import (
 @handle_errors
 def migrate(database_url: str | None, target: str, sql: bool, backup: bool, **overrides: str | None) -> None:
     """Apply pending migrations (like `alembic upgrade head`)."""
-    from scripts import migrations
+    from scripts.migrations import api as migrations
 
     if sql:
         if backup:
@@ -34,7 +34,7 @@ def migrate(database_url: str | None, target: str, sql: bool, backup: bool, **ov
         migrations.upgrade(database_url, target, sql=True, output=sys.stdout, overrides=overrides)
         return
     if backup:
-        from scripts.backup import create_backup
+        from scripts.ops.backup import create_backup
 
         made = create_backup(database_url)
         click.echo(f"backup written: {made.path} ({made.size} bytes)", err=True)
@@ -53,7 +53,7 @@ def migrate(database_url: str | None, target: str, sql: bool, backup: bool, **ov
 @handle_errors
 def test_connection(database_url: str | None, fmt: str) -> None:
     """Check connectivity, latency, current revision and migration privileges."""
-    from scripts.connection import check_connection
+    from scripts.ops.connection_check import check_connection
 
     report = check_connection(database_url)
     if fmt == "json":

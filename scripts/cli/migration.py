@@ -29,7 +29,7 @@ def migration() -> None:
 @handle_errors
 def status(database_url: str | None, fmt: str) -> None:
     """Every revision: applied?, when, how long, by whom, checksum ok?"""
-    from scripts.status import migration_status
+    from scripts.migrations.status import migration_status
 
     report = migration_status(database_url)
     rows = [r.as_json() for r in report.revisions]
@@ -66,7 +66,7 @@ def status(database_url: str | None, fmt: str) -> None:
 @handle_errors
 def generate(name: str, autogenerate: bool, database_url: str | None) -> None:
     """Create the next NNNN_NAME.py revision (NAME in snake_case, saying what it does)."""
-    from scripts.generate import generate_revision
+    from scripts.migrations.revisions import generate_revision
 
     path = generate_revision(name, autogenerate=autogenerate, database_url=database_url)
     click.echo(f"created {path}")
@@ -86,8 +86,8 @@ def rollback(
 ) -> None:
     """Undo applied revisions, newest first, each in its own transaction."""
     from scripts.errors import ConfigError
-    from scripts.rollback import plan_rollback
-    from scripts.rollback import rollback as run_rollback
+    from scripts.migrations.rollback import plan_rollback
+    from scripts.migrations.rollback import rollback as run_rollback
 
     plan = plan_rollback(database_url, steps=steps, to=to)
     listing = ", ".join(f"{rev} ({name})" for rev, name in plan.revisions)

@@ -27,8 +27,8 @@ lock_timeout_option = click.option(
 
 @contextmanager
 def _connection(database_url: str | None) -> Iterator[Connection]:
-    from scripts.config import resolve_url
-    from scripts.db import connect, make_engine
+    from scripts.db.engine import connect, make_engine
+    from scripts.db.target import resolve_url
 
     engine = make_engine(resolve_url(database_url))
     try:

@@ -1,0 +1,137 @@
+"""``alp-db batch-update`` and ``alp-db data-migration status|forget|run``."""
+
+from __future__ import annotations
+
+import click
+
+from scripts.cli.common import database_url_option, format_option, handle_errors, render
+
+
+@click.command("batch-update")
+@click.argument("table")
+@click.option("--set", "set_", required=True, metavar="EXPR", help="SQL assignments, e.g. 'x = x * 1.1'.")
+@click.option("--where", metavar="EXPR", help="SQL condition; rows not matching are left alone.")
+@click.option("--key", metavar="COL[,COL]", help="Columns to walk by; default: the primary key.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keys per batch (one commit each); default 5000, sized for batches well under 150 ms.",
+)
+@click.option("--sleep", type=click.FloatRange(min=0), default=None, help="Pause between batches, seconds.")
+@click.option("--name", help="Checkpoint name; default: derived from table, SET, WHERE and key.")
+@click.option("--dry-run", is_flag=True, help="Count the rows that would be updated; change nothing.")
+@click.option(
+    "--max-runtime",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop cleanly at a checkpoint after this long (checked after each batch).",
+)
+@click.option(
+    "--lock-timeout", default=None, help="Per batch, e.g. 2s; a batch that waits longer is retried."
+)
+@click.option("--max-retries", type=click.IntRange(min=0), default=None, help="Retries of one batch.")
+@format_option
+@database_url_option
+@handle_errors
+def batch_update(
+    table: str,
+    set_: str,
+    where: str | None,
+    key: str | None,
+    batch_size: int | None,
+    sleep: float | None,
+    name: str | None,
+    dry_run: bool,
+    max_runtime: float | None,
+    lock_timeout: str | None,
+    max_retries: int | None,
+    fmt: str,
+    database_url: str | None,
+) -> None:
+    """UPDATE TABLE SET ... WHERE ... in key-ordered batches, one commit each, resumable.
+
+    Every matching row is updated exactly once, even when SET changes what WHERE reads. A
+    killed or stopped run resumes after its last committed batch when run again with the
+    same --name (the default name is the same for the same command).
+    """
+    import sys
+
+    from scripts import backfill
+    from scripts.backfill import progress as backfill_progress
+
+    options = {
+        "batch_size": batch_size,
+        "sleep": sleep,
+        "lock_timeout": lock_timeout,
+        "max_retries": max_retries,
+    }
+    result = backfill.batch_update(
+        database_url,
+        table=table,
+        set_=set_,
+        where=where,
+        key=key,
+        name=name,
+        dry_run=dry_run,
+        max_runtime=max_runtime,
+        reporter=backfill_progress.for_stream(sys.stderr),
+        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
+    )
+    data = result.as_dict()
+    if fmt == "json":
+        render(data, fmt)
+    else:
+        rows = [
+            {"field": k, "value": ", ".join(v) if isinstance(v, (tuple, list)) else v}
+            for k, v in data.items()
+        ]
+        render(rows, fmt, title=result.summary())
+
+
+# the table view; --format json has every field (started_at, rows_walked, ...)
+TABLE_COLUMNS = ["name", "table", "state", "rows_done", "batches", "last_key", "updated_at"]
+
+
+@click.group("data-migration")
+def data_migration() -> None:
+    """Batched data migrations: run, list their checkpoints, forget one."""
+
+
+data_migration.add_command(batch_update, "run")
+
+
+@data_migration.command("status")
+@format_option
+@database_url_option
+@handle_errors
+def status(fmt: str, database_url: str | None) -> None:
+    """List data migrations with their checkpoints: rows done, last key, finished or not."""
+    from scripts import backfill
+
+    rows = [s.as_row() for s in backfill.status(database_url)]
+    if fmt == "json":
+        render(rows, fmt)
+        return
+    if not rows:
+        click.echo("no data migrations recorded")
+        return
+    for row in rows:  # a person reads seconds, not microseconds
+        for stamp in ("started_at", "updated_at", "finished_at"):
+            row[stamp] = row[stamp] and row[stamp].strftime("%Y-%m-%d %H:%M:%S")
+    render(rows, fmt, columns=TABLE_COLUMNS, title="data migrations")
+
+
+@data_migration.command("forget")
+@click.argument("name")
+@database_url_option
+@handle_errors
+def forget(name: str, database_url: str | None) -> None:
+    """Delete a checkpoint, so that a migration of that name runs again from the start."""
+    from scripts import backfill
+    from scripts.errors import DataMigrationError
+
+    if not backfill.forget(database_url, name):
+        raise DataMigrationError(f"no data migration named {name!r}", "see `alp-db data-migration status`")
+    click.echo(f"forgot data migration {name!r}")

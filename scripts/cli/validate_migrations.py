@@ -1,0 +1,55 @@
+"""``alp-db validate-migrations``: revision files, SQL lint and history, with an exit code for CI."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from scripts.cli.common import database_url_option, handle_errors, report_format_option
+
+if TYPE_CHECKING:
+    from scripts.checks.report import ValidationReport
+
+
+@click.command("validate-migrations")
+@database_url_option
+@report_format_option("findings with how to fix them")
+@click.option(
+    "--offline", is_flag=True, help="Check only the files (names, heads, SQL lint), not a database."
+)
+@handle_errors
+def validate_migrations(database_url: str | None, fmt: str, offline: bool) -> None:
+    """Check revision files, their SQL and the migration history; exit 0 clean, 1 problems, 2 could not run.
+
+    \b
+    Files:   NNNN_description.py names, revision id == NNNN, no gaps, a single head.
+    Lint:    squawk over each revision's SQL for statements that lock or rewrite tables in use.
+    History: every applied revision present and unchanged since (checksum), migration_history
+             consistent with alembic_version and in order.
+    """
+    from scripts.checks.report import validate_migrations as validate
+
+    report = validate(database_url, offline=offline)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print_text(report)
+    sys.exit(report.exit_code)
+
+
+def _print_text(report: ValidationReport) -> None:
+    for finding in report.findings:
+        where = f" {finding.revision}" if finding.revision else ""
+        click.echo(f"{finding.severity.upper()} [{finding.code}]{where}: {finding.message}")
+        click.echo(f"  how to fix: {finding.how_to_fix}")
+    checked = ", ".join(report.checked) + (f" on {report.database}" if report.database else "")
+    heads = ", ".join(report.heads) or "none"
+    summary = f"{report.revisions} revisions, head {heads}; checked {checked}"
+    if report.findings:
+        click.echo(f"{report.errors} error(s), {report.warnings} warning(s) — {summary}")
+    else:
+        click.echo(f"no problems found — {summary}")

@@ -1,0 +1,32 @@
+"""``alp-db validate-schema``: the models and the revision-owned objects against the database."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from scripts.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    database_url_option,
+    handle_errors,
+    report_format_option,
+)
+
+
+@click.command("validate-schema")
+@database_url_option
+@report_format_option("EXPECTED / ACTUAL / HOW TO FIX")
+@handle_errors
+def validate_schema(database_url: str | None, fmt: str) -> None:
+    """Report every difference between the models and the database.
+
+    Exit status: 0 the schema matches (warnings allowed), 1 drift, 2 could not check.
+    """
+    from scripts.schema_diff import validate_schema as run
+    from scripts.schema_diff.report import render_text
+
+    report = run(database_url)
+    click.echo(report.to_json() if fmt == "json" else render_text(report))
+    sys.exit(EXIT_PROBLEMS if report.drift else EXIT_OK)

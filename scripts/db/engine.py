@@ -1,0 +1,72 @@
+"""Engines and connection errors: one place that turns driver failures into one clear line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from scripts.db.urls import redact, scrub
+from scripts.errors import AlpDbError, DatabaseUnreachable, LoginRefused, PermissionDenied
+
+ENV_CONNECT_TIMEOUT = "ALP_DB_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 5
+
+
+def make_engine(url: URL, *, session_settings: dict[str, str] | None = None, **kwargs: object) -> Engine:
+    """An engine that fails fast on an unreachable host and names itself in pg_stat_activity.
+
+    ``session_settings`` (e.g. lock_timeout) are sent in the startup packet (libpq
+    ``options``), so they cost no round trip and hold for the whole session.
+    """
+    timeout = int(os.environ.get(ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S))
+    connect_args: dict[str, object] = {"connect_timeout": timeout, "application_name": "alp-db"}
+    if session_settings:
+        # libpq splits options on spaces; a backslash escapes one (values here are validated)
+        connect_args["options"] = " ".join(
+            f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in session_settings.items()
+        )
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
+
+
+def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
+    """Map a failed connection to one line naming the problem and the fix, password scrubbed."""
+    detail = scrub(str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "", url)
+    text = detail.lower()
+    where = redact(url)
+    if "password authentication failed" in text or "no password supplied" in text:
+        return LoginRefused(
+            f"login refused for user {url.username!r} on {where}",
+            "check the password in DATABASE_URL",
+        )
+    if "database" in text and "does not exist" in text:
+        return LoginRefused(
+            f"database {url.database!r} does not exist on {where}",
+            "create it (createdb) or fix the database name in DATABASE_URL",
+        )
+    if "role" in text and "does not exist" in text:
+        return LoginRefused(
+            f"role {url.username!r} does not exist on {where}", "fix the user in DATABASE_URL"
+        )
+    if "permission denied" in text:
+        return PermissionDenied(f"permission denied connecting to {where}: {detail}")
+    return DatabaseUnreachable(
+        f"cannot reach the database at {where}: {detail or 'connection failed'}",
+        "check the host and port, and that the server is running (pg_isready)",
+    )
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """``engine.connect()`` with connection failures turned into AlpDbError."""
+    try:
+        conn = engine.connect()
+    except OperationalError as exc:
+        raise describe_connect_error(exc, engine.url) from None
+    with conn:
+        yield conn

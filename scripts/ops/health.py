@@ -1,0 +1,294 @@
+"""Database health: the monitoring views of revision 0004, judged against thresholds.
+
+Reads ``system_health``, ``table_sizes``, ``index_usage``, ``connection_stats`` and
+``slow_queries``, plus ``pg_stat_user_tables`` for dead tuples per table (the database-wide
+ratio in ``system_health`` hides one bloated table among healthy ones). Each figure past its
+threshold becomes a Finding; a ``warning`` makes the report unhealthy (exit 1 for CI/cron),
+an ``info`` is listed only. Cumulative statistics are updated asynchronously (PostgreSQL docs,
+"The Cumulative Statistics System"), so figures may lag the last second of activity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scripts.errors import HealthCheckFailed
+
+# -- thresholds: named defaults, each overridable ------------------------------------------
+
+# Below this share of buffer hits, the working set no longer fits in shared_buffers.
+CACHE_HIT_RATIO_MIN_PCT = 99.0
+# ...judged only once the database has done this many block reads+hits (a cold start is not a problem).
+CACHE_MIN_BLOCKS = 10_000
+# A table is bloated when this share of its tuples is dead — autovacuum's own default trigger
+# is 20% (autovacuum_vacuum_scale_factor), so past it autovacuum is not keeping up —
+DEAD_TUPLE_RATIO_MAX_PCT = 20.0
+# ...and at least this many tuples are dead (small tables churn harmlessly).
+DEAD_TUPLES_MIN = 1_000
+# Transaction-id age of the database: autovacuum forces freezing at 200M
+# (autovacuum_freeze_max_age); 1 billion is ~half-way to wraparound (docs 24.1.5).
+XID_AGE_MAX = 1_000_000_000
+# Share of max_connections in use before new clients risk being refused.
+CONNECTION_USAGE_MAX_PCT = 80.0
+# A statement (or an open transaction) running longer than this is flagged.
+LONG_QUERY_SECONDS = 300.0
+# Sessions idle in a transaction longer than this hold locks and block vacuum.
+IDLE_IN_TRANSACTION_SECONDS = 60.0
+# Never-scanned, non-unique indexes at least this big are listed (info: statistics may be young).
+UNUSED_INDEX_MIN_BYTES = 1024 * 1024
+TOP_TABLES = 10
+
+MONITORING_VIEWS = ("system_health", "table_sizes", "index_usage", "connection_stats", "slow_queries")
+WARNING, INFO = "warning", "info"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    cache_hit_ratio_min_pct: float = CACHE_HIT_RATIO_MIN_PCT
+    cache_min_blocks: int = CACHE_MIN_BLOCKS
+    dead_tuple_ratio_max_pct: float = DEAD_TUPLE_RATIO_MAX_PCT
+    dead_tuples_min: int = DEAD_TUPLES_MIN
+    xid_age_max: int = XID_AGE_MAX
+    connection_usage_max_pct: float = CONNECTION_USAGE_MAX_PCT
+    long_query_seconds: float = LONG_QUERY_SECONDS
+    idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS
+    unused_index_min_bytes: int = UNUSED_INDEX_MIN_BYTES
+
+
+@dataclass
+class Finding:
+    check: str
+    level: str
+    subject: str
+    message: str
+    value: float | int | None = None
+    threshold: float | int | None = None
+
+
+@dataclass
+class HealthReport:
+    database: str
+    database_size: str
+    database_bytes: int
+    system: dict[str, Any]
+    biggest_tables: list[dict[str, Any]]
+    dead_tuples: list[dict[str, Any]]
+    unused_indexes: list[dict[str, Any]]
+    connections: list[dict[str, Any]]
+    long_queries: list[dict[str, Any]]
+    thresholds: Thresholds
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == WARNING]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["healthy"] = self.healthy
+        return data
+
+
+# Per-table dead tuples, with what explains them: autovacuum switched off (any boolean
+# spelling the server accepts is kept as written in reloptions), last (auto)vacuum.
+DEAD_TUPLES_SQL = """
+SELECT s.schemaname AS schema_name,
+       s.relname AS table_name,
+       s.n_live_tup AS live_tuples,
+       s.n_dead_tup AS dead_tuples,
+       round(100.0 * s.n_dead_tup / nullif(s.n_live_tup + s.n_dead_tup, 0), 2) AS dead_tuple_ratio,
+       EXISTS (SELECT 1 FROM unnest(c.reloptions) o
+               WHERE o ~* '^autovacuum_enabled=(false|off|no|f|n|0)$') AS autovacuum_disabled,
+       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum
+FROM pg_stat_user_tables s
+JOIN pg_class c ON c.oid = s.relid
+WHERE s.n_dead_tup > 0
+ORDER BY s.n_dead_tup DESC, s.relname
+"""
+
+
+def _plain(value: Any) -> Any:
+    """Database values as JSON-friendly Python: numbers, strings, seconds for intervals."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dt.timedelta):
+        return round(value.total_seconds(), 3)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _rows(conn: Any, statement: str, **params: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    return [
+        {k: _plain(v) for k, v in row.items()} for row in conn.execute(text(statement), params).mappings()
+    ]
+
+
+def check_health(
+    database_url: Any = None, thresholds: Thresholds | None = None, *, top: int = TOP_TABLES
+) -> HealthReport:
+    """Read the monitoring views and judge them; raise HealthCheckFailed if they are missing."""
+    from sqlalchemy.exc import DBAPIError
+
+    from scripts.db.engine import make_engine
+    from scripts.db.target import resolve_url
+    from scripts.db.urls import scrub
+
+    limits = thresholds or Thresholds()
+    url = resolve_url(database_url)
+    engine = make_engine(url)
+    try:
+        report, blocks = _read(engine, url, limits, top)
+    except DBAPIError as exc:
+        detail = scrub((str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0], url)
+        raise HealthCheckFailed(f"could not read the monitoring views: {detail}") from None
+    finally:
+        engine.dispose()
+    report.findings = judge(report, limits, blocks=blocks)
+    return report
+
+
+def _read(engine: Any, url: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
+    from scripts.db.engine import connect
+
+    with connect(engine) as conn:
+        missing = [
+            v for v in MONITORING_VIEWS if _rows(conn, "SELECT to_regclass(:v) IS NULL AS m", v=v)[0]["m"]
+        ]
+        if missing:
+            raise HealthCheckFailed(
+                f"the monitoring views are missing from {url.database!r}: {', '.join(missing)}",
+                "migrate the database first: alp-db migrate",
+            )
+        system = _rows(conn, "SELECT * FROM system_health")[0]
+        report = HealthReport(
+            database=system["database_name"],
+            database_size=system["database_size"],
+            database_bytes=system["database_bytes"],
+            system=system,
+            biggest_tables=_rows(conn, "SELECT * FROM table_sizes LIMIT :n", n=top),
+            dead_tuples=_rows(conn, DEAD_TUPLES_SQL),
+            unused_indexes=_rows(
+                conn,
+                "SELECT * FROM index_usage WHERE idx_scan = 0 AND NOT is_unique AND NOT is_primary"
+                " ORDER BY index_bytes DESC, index_name",
+            ),
+            connections=_rows(conn, "SELECT * FROM connection_stats"),
+            long_queries=_rows(conn, "SELECT * FROM slow_queries"),
+            thresholds=limits,
+        )
+        blocks = _rows(
+            conn,
+            "SELECT blks_hit + blks_read AS blocks FROM pg_stat_database WHERE datname = current_database()",
+        )[0]["blocks"]
+    return report, int(blocks or 0)
+
+
+def judge(report: HealthReport, t: Thresholds, *, blocks: int) -> list[Finding]:
+    """Every figure past its threshold, as a Finding."""
+    found: list[Finding] = []
+    system = report.system
+    ratio = system.get("cache_hit_ratio")
+    if ratio is not None and blocks >= t.cache_min_blocks and ratio < t.cache_hit_ratio_min_pct:
+        found.append(
+            Finding(
+                "cache_hit_ratio",
+                WARNING,
+                report.database,
+                f"cache hit ratio {ratio}% is below {t.cache_hit_ratio_min_pct}%: raise shared_buffers",
+                ratio,
+                t.cache_hit_ratio_min_pct,
+            )
+        )
+    for row in report.dead_tuples:
+        dead, pct = row["dead_tuples"], row["dead_tuple_ratio"] or 0.0
+        if dead >= t.dead_tuples_min and pct >= t.dead_tuple_ratio_max_pct:
+            why = " (autovacuum is disabled on it)" if row["autovacuum_disabled"] else ""
+            name = f"{row['schema_name']}.{row['table_name']}"
+            found.append(
+                Finding(
+                    "dead_tuples",
+                    WARNING,
+                    name,
+                    f"{name} is bloated: {dead} dead tuples, {pct}% of the table{why}; run VACUUM on it",
+                    pct,
+                    t.dead_tuple_ratio_max_pct,
+                )
+            )
+    xid_age = system.get("xid_age")
+    if xid_age is not None and xid_age >= t.xid_age_max:
+        found.append(
+            Finding(
+                "xid_age",
+                WARNING,
+                report.database,
+                f"transaction-id age {xid_age} passed {t.xid_age_max}: run VACUUM (FREEZE) before wraparound",
+                xid_age,
+                t.xid_age_max,
+            )
+        )
+    max_conn = system.get("max_connections") or 0
+    used = 100.0 * (system.get("connections") or 0) / max_conn if max_conn else 0.0
+    if used >= t.connection_usage_max_pct:
+        found.append(
+            Finding(
+                "connections",
+                WARNING,
+                report.database,
+                f"{system['connections']} of {max_conn} connections in use ({used:.0f}%): use a pooler",
+                round(used, 2),
+                t.connection_usage_max_pct,
+            )
+        )
+    for row in report.connections:
+        if row["state"].startswith("idle in transaction") and (row["longest_in_state"] or 0) >= (
+            t.idle_in_transaction_seconds
+        ):
+            found.append(
+                Finding(
+                    "idle_in_transaction",
+                    WARNING,
+                    str(row["database_name"]),
+                    f"{row['connections']} session(s) {row['state']} for up to {row['longest_in_state']} s:"
+                    " they hold locks and keep vacuum from cleaning up",
+                    row["longest_in_state"],
+                    t.idle_in_transaction_seconds,
+                )
+            )
+    for row in report.long_queries:
+        seconds = (row["duration_ms"] or 0) / 1000
+        if seconds >= t.long_query_seconds:
+            found.append(
+                Finding(
+                    "long_query",
+                    WARNING,
+                    f"pid {row['pid']}",
+                    f"pid {row['pid']} ({row['state']}) has run {seconds:.0f} s: {str(row['query'])[:80]}",
+                    round(seconds, 1),
+                    t.long_query_seconds,
+                )
+            )
+    for row in report.unused_indexes:
+        if row["index_bytes"] >= t.unused_index_min_bytes:
+            name = f"{row['schema_name']}.{row['index_name']}"
+            found.append(
+                Finding(
+                    "unused_index",
+                    INFO,
+                    name,
+                    f"{name} on {row['table_name']} ({row['index_size']}) has never been scanned"
+                    " since statistics were reset",
+                    row["index_bytes"],
+                    t.unused_index_min_bytes,
+                )
+            )
+    return found
