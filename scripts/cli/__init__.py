@@ -15,7 +15,7 @@ import click
 COMMANDS = {
     "backup": "scripts.cli.backup:backup",
     "batch-update": "scripts.cli.batch_update:batch_update",
-    "data-migration": "scripts.cli.batch_update:data_migration",
+    "data-migration": "scripts.cli.data_migration:data_migration",
     "dev-db": "scripts.cli.dev_db:dev_db",
     "health": "scripts.cli.health:health",
     "migrate": "scripts.cli.migrate:migrate",
@@ -24,7 +24,7 @@ COMMANDS = {
     "record-owned": "scripts.cli.record_owned:record_owned",
     "seed": "scripts.cli.seed:seed",
     "test-migrations": "scripts.cli.test_migrations:test_migrations",
-    "test-connection": "scripts.cli.migrate:test_connection",
+    "test-connection": "scripts.cli.test_connection:test_connection",
     "validate-migrations": "scripts.cli.validate_migrations:validate_migrations",
     "validate-schema": "scripts.cli.validate_schema:validate_schema",
 }

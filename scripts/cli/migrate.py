@@ -7,12 +7,8 @@ import sys
 import click
 
 from scripts.cli.common import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
     database_url_option,
-    format_option,
     handle_errors,
-    render,
     runtime_options,
 )
 
@@ -45,25 +41,3 @@ def migrate(database_url: str | None, target: str, sql: bool, backup: bool, **ov
         )
     else:
         click.echo(f"nothing to do: database already at {result.after or 'base'}")
-
-
-@click.command("test-connection")
-@database_url_option
-@format_option
-@handle_errors
-def test_connection(database_url: str | None, fmt: str) -> None:
-    """Check connectivity, latency, current revision and migration privileges."""
-    from scripts.ops.connection_check import check_connection
-
-    report = check_connection(database_url)
-    if fmt == "json":
-        render(report.as_json(), "json")
-    else:
-        click.echo(f"connected:  {report.url}")
-        click.echo(f"server:     PostgreSQL {report.server_version}")
-        click.echo(f"database:   {report.database} as {report.user}")
-        click.echo(f"latency:    {report.latency_ms} ms (connect {report.connect_ms} ms)")
-        click.echo(f"revision:   {report.current_revision or 'none (empty database)'}")
-        verdict = "yes" if report.can_migrate else "no — missing " + "; ".join(report.missing)
-        click.echo(f"can migrate: {verdict}")
-    sys.exit(EXIT_OK if report.can_migrate else EXIT_PROBLEMS)

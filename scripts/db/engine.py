@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Connection, Engine
@@ -34,9 +35,20 @@ def make_engine(url: URL, *, session_settings: dict[str, str] | None = None, **k
     return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
 
 
+def first_line(exc: BaseException, url: URL | None, *, default: str = "failed") -> str:
+    """The first line of a driver error, its password scrubbed: the one way to show one.
+
+    psycopg2 puts the server's message on the first line and DETAIL/HINT/CONTEXT after it;
+    SQLAlchemy appends the statement and a link, which a person does not need.
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(orig).strip().splitlines()
+    return scrub(lines[0].strip(), url) if lines else default
+
+
 def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
     """Map a failed connection to one line naming the problem and the fix, password scrubbed."""
-    detail = scrub(str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "", url)
+    detail = first_line(exc, url, default="")
     text = detail.lower()
     where = redact(url)
     if "password authentication failed" in text or "no password supplied" in text:
@@ -59,6 +71,20 @@ def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
         f"cannot reach the database at {where}: {detail or 'connection failed'}",
         "check the host and port, and that the server is running (pg_isready)",
     )
+
+
+@contextmanager
+def session(database_url: str | URL | None = None, **engine_options: Any) -> Iterator[Connection]:
+    """Resolve the database (option > ``DATABASE_URL`` > dev database), connect, and dispose
+    of the engine afterwards: the sequence every command runs."""
+    from scripts.db.target import resolve_url
+
+    engine = make_engine(resolve_url(database_url), **engine_options)
+    try:
+        with connect(engine) as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 @contextmanager

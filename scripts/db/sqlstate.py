@@ -1,0 +1,38 @@
+"""SQLSTATE codes by name, once for the whole project (PostgreSQL Appendix A, "Error Codes").
+
+The names come from ``psycopg2.errorcodes`` so that no module spells a five-character code.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import errorcodes
+from sqlalchemy.exc import DBAPIError
+
+DEADLOCK_DETECTED = errorcodes.DEADLOCK_DETECTED
+DUPLICATE_DATABASE = errorcodes.DUPLICATE_DATABASE
+DUPLICATE_OBJECT = errorcodes.DUPLICATE_OBJECT
+DUPLICATE_TABLE = errorcodes.DUPLICATE_TABLE
+INSUFFICIENT_PRIVILEGE = errorcodes.INSUFFICIENT_PRIVILEGE
+LOCK_NOT_AVAILABLE = errorcodes.LOCK_NOT_AVAILABLE
+QUERY_CANCELED = errorcodes.QUERY_CANCELED
+SERIALIZATION_FAILURE = errorcodes.SERIALIZATION_FAILURE
+UNDEFINED_TABLE = errorcodes.UNDEFINED_TABLE
+ADMIN_SHUTDOWN = errorcodes.ADMIN_SHUTDOWN
+CANNOT_CONNECT_NOW = errorcodes.CANNOT_CONNECT_NOW
+READ_ONLY_SQL_TRANSACTION = errorcodes.READ_ONLY_SQL_TRANSACTION
+
+# Lost a race for a lock or a snapshot: the same transaction may simply be run again.
+RETRYABLE = frozenset({LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED, SERIALIZATION_FAILURE})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (wrapped by SQLAlchemy or not), else None."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(orig, "pgcode", None)
+
+
+def describe(code: str | None) -> str:
+    """``55P03`` -> ``lock not available``: the condition name as a person reads it."""
+    if code is None:
+        return "unknown error"
+    return errorcodes.lookup(code).lower().replace("_", " ")
