@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.dialects import postgresql
 
+from scripts.backfill.expressions import parse_set, parse_where
 from scripts.backfill.plan import BatchOptions, Plan, default_name, parse_key, split_table
 from scripts.backfill.sql import Statements, key_params
 from scripts.errors import ConfigError, DataMigrationError
@@ -126,3 +127,43 @@ def test_a_single_key_with_max_uses_an_aggregate_not_a_sort():
 def test_key_params_number_the_columns():
     assert key_params("lo", ("1", "b")) == {"lo_0": "1", "lo_1": "b"}
     assert key_params("lo", None) == {}
+
+
+@pytest.mark.parametrize(
+    ("set_", "assigned"),
+    [
+        ("difficulty = difficulty * 1.1", {"difficulty"}),
+        ('Stem = 1, "Mixed" = 2', {"stem", "Mixed"}),
+        ("(a, b) = (1, 2), c = DEFAULT", {"a", "b", "c"}),
+        ("point.x = 1, tags[1] = 'a'", {"point", "tags"}),
+        ("stem = 'id = 1', note = $$k = v$$", {"stem", "note"}),
+        ("x = (SELECT max(id) FROM t WHERE t.y = 1)", {"x"}),
+    ],
+)
+def test_assigned_columns_come_from_the_parse_tree(set_, assigned):
+    assert parse_set(set_)[1] == assigned
+
+
+@pytest.mark.parametrize(
+    ("label", "expr", "message"),
+    [
+        ("SET", "", "SET is empty"),
+        ("SET", "x = 1; SELECT 1", "more than one statement"),
+        ("SET", "x = 1 WHERE y", "it holds WHERE"),
+        ("SET", "x = ", "not valid SQL here (syntax error at end of input)"),
+        ("WHERE", "false) OR (true", 'not valid SQL here (syntax error at or near ")")'),
+        ("WHERE", "a AND (b", "not valid SQL here"),
+        ("WHERE", "true LIMIT 1", "it holds LIMIT"),
+        ("WHERE", "true GROUP BY 1", "it holds GROUP BY"),
+        ("WHERE", "   ", "WHERE is empty"),
+    ],
+)
+def test_set_and_where_refusals_say_why(label, expr, message):
+    with pytest.raises(DataMigrationError) as caught:
+        parse_set(expr) if label == "SET" else parse_where(expr)
+    assert message in str(caught.value)
+
+
+def test_where_keeps_comments_and_nested_parentheses():
+    assert parse_where(" (a OR (b AND c)) -- why\n") == "(a OR (b AND c)) -- why"
+    assert parse_where(None) is None

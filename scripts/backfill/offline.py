@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
 from scripts.backfill.checkpoints import CHECKPOINTS
-from scripts.backfill.expressions import check_expression, check_key_not_assigned
+from scripts.backfill.expressions import check_key_not_assigned, parse_expressions
 from scripts.backfill.plan import (
     ADVISORY_CLASS,
     CHECKPOINT_TABLE,
@@ -50,8 +50,7 @@ def plan(
     """A plan without a database: the key is given, or is the primary key of the table's model
     (only then are the models loaded)."""
     options = BatchOptions.of(options, **option_values)
-    set_expr = check_expression("SET", set_)
-    assert set_expr is not None
+    expressions = parse_expressions(set_, where)
     schema, relname = split_table(table)
     key_cols = parse_key(key)
     if key_cols is None:
@@ -64,15 +63,15 @@ def plan(
                 "pass key=... to batch_update_in_revision",
             )
         key_cols = tuple(c.name for c in model.primary_key.columns)
-    check_key_not_assigned(set_expr, key_cols)
+    check_key_not_assigned(expressions.assigned, key_cols)
     return Plan(
         name=name,
         table=table.strip(),
         schema=schema,
         relname=relname,
         key=key_cols,
-        set_=set_expr,
-        where=check_expression("WHERE", where),
+        set_=expressions.set_,
+        where=expressions.where,
         options=options,
     )
 

@@ -23,7 +23,7 @@ from scripts.backfill.checkpoints import (
     exclusive,
     load_checkpoint,
 )
-from scripts.backfill.expressions import check_expression, check_key_not_assigned
+from scripts.backfill.expressions import check_key_not_assigned, parse_expressions
 from scripts.backfill.plan import BatchOptions, Plan, check_max_runtime, default_name, parse_key, show_key
 from scripts.backfill.progress import Reporter, Silent
 from scripts.backfill.sql import Statements, key_params
@@ -89,9 +89,8 @@ def plan_for(
 ) -> tuple[Plan, catalog.Relation]:
     """Check everything against the catalog; changes nothing."""
     options = options or BatchOptions()
-    set_expr = check_expression("SET", set_)
-    where_expr = check_expression("WHERE", where)
-    assert set_expr is not None
+    expressions = parse_expressions(set_, where)  # before anything of it reaches the server
+    set_expr, where_expr = expressions.set_, expressions.where
     table = table.strip()
     relation = catalog.resolve_relation(conn, table)
     key_cols = catalog.resolve_key(conn, relation, table, parse_key(key))
@@ -106,7 +105,7 @@ def plan_for(
         options=options,
         key_has_max=catalog.key_has_max(conn, relation, key_cols),
     )
-    check_key_not_assigned(set_expr, key_cols)
+    check_key_not_assigned(expressions.assigned, key_cols)
     catalog.validate_expressions(conn, plan)
     return plan, relation
 
@@ -300,6 +299,7 @@ class _Runner:
             "name": plan.name,
         }
         with explicit_transaction(conn, begun=True):
+            conn.execute(sql.begin_batch(), params)
             row = conn.execute(sql.batch(first=last is None), params).first()
             if row is None:
                 conn.execute(

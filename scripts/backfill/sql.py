@@ -41,16 +41,23 @@ class Statements:
         """The walk's lower bound: every key after the last one done."""
         return "" if first else f"{self.key_row} > {self.lo}"
 
+    def begin_batch(self) -> TextClause:
+        """BEGIN and the batch's settings in one round trip; no operator text in it."""
+        return text(
+            "BEGIN;\n"
+            "SELECT set_config('lock_timeout', :lock_timeout, true),"
+            " set_config('synchronous_commit', 'off', true)"
+        )
+
     def batch(self, first: bool) -> TextClause:
-        """One batch in one round trip: BEGIN, the batch's settings, then one statement that
-        finds the end of the next key range, updates the range and moves the checkpoint.
+        """One statement that finds the end of the next key range, updates the range and moves
+        the checkpoint (after ``begin_batch``).
 
         Round trips, not rows, are what a batch adds to a single UPDATE (each one waits for
-        the server to be scheduled), so a batch sends two: this and COMMIT. The range's end
-        comes from an InitPlan, which the index scan takes as its bound. psycopg2 sends the
-        three statements as one simple query; the rows are the last statement's. The
-        operator's SET and WHERE are parsed first (expressions.py) as one assignment list
-        and one expression, so nothing of theirs can end a statement here.
+        the server to be scheduled), so a batch sends three: ``begin_batch``, this, COMMIT. The
+        range's end comes from an InitPlan, which the index scan takes as its bound. The
+        operator's text is sent only here, as part of one statement, and only after
+        expressions.py has parsed it as one assignment list and one expression.
         """
         after = self.after(first)
         batch = (
@@ -81,9 +88,6 @@ class Statements:
             " WHERE name = :name AND EXISTS (SELECT FROM _bf_hi) RETURNING 1"
         )
         return text(
-            "BEGIN;\n"
-            "SELECT set_config('lock_timeout', :lock_timeout, true),"
-            " set_config('synchronous_commit', 'off', true);\n"
             f"WITH _bf_batch AS ({batch}),\n_bf_hi AS ({hi}),\n_bf_upd AS ({update_range}\nRETURNING 1),\n"
             f"_bf_cp AS ({checkpoint})\n"
             f"SELECT {hi_text}, _bf_n, (SELECT count(*) FROM _bf_upd), (SELECT count(*) FROM _bf_cp)"
