@@ -12,7 +12,7 @@ from contextlib import contextmanager, suppress
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
-from scripts.db.engine import session
+from scripts.db.target import session
 
 
 @contextmanager
