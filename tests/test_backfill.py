@@ -10,13 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Engine
 
 from scripts import backfill
 from scripts.backfill import offline as backfill_offline
@@ -121,23 +121,6 @@ def waiting_update_pid(engine: Engine) -> int | None:
 def backend_alive(engine: Engine, pid: int) -> bool:
     with engine.connect() as conn:
         return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}))
-
-
-@pytest.fixture
-def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
-    """Holds FOR UPDATE row locks in another transaction until the test releases them."""
-    held: list[Connection] = []
-
-    def lock(item_id: str) -> Connection:
-        conn = engine.connect()
-        conn.execute(text("SELECT 1 FROM items WHERE id = :id FOR UPDATE"), {"id": item_id})
-        held.append(conn)
-        return conn
-
-    yield lock
-    for conn in held:
-        conn.rollback()
-        conn.close()
 
 
 def matching_item_at(engine: Engine, n: int) -> tuple[str, int]:

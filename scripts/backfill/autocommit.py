@@ -38,7 +38,10 @@ def explicit_transaction(conn: Connection, *, commit: bool = True, begun: bool =
     try:
         yield
     except BaseException:
-        with suppress(DBAPIError):  # if the connection is gone, so is the transaction
-            conn.exec_driver_sql("ROLLBACK")
+        # if the connection is gone, so is the transaction (and SQLAlchemy would refuse the
+        # ROLLBACK with PendingRollbackError, hiding the error that says why)
+        if not conn.invalidated:
+            with suppress(DBAPIError):
+                conn.exec_driver_sql("ROLLBACK")
         raise
     conn.exec_driver_sql("COMMIT" if commit else "ROLLBACK")

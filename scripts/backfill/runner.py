@@ -28,9 +28,9 @@ from scripts.backfill.plan import BatchOptions, Plan, check_max_runtime, default
 from scripts.backfill.progress import Reporter, Silent
 from scripts.backfill.sql import Statements, key_params
 from scripts.db import sqlstate as states
-from scripts.db.engine import first_line
+from scripts.db.engine import connection_lost, first_line
 from scripts.db.retry import RetriesExhausted, with_retries
-from scripts.errors import DataMigrationError, LockTimeout
+from scripts.errors import ConnectionLost, DataMigrationError, LockTimeout
 
 
 @dataclass(frozen=True)
@@ -135,13 +135,32 @@ def batch_update(
     """
     options = BatchOptions.of(options, **option_values)
     check_max_runtime(max_runtime)
-    with autocommit_connection(database_url, connection) as conn:
-        plan, relation = plan_for(
-            conn, table=table, set_=set_, where=where, key=key, name=name, options=options
-        )
-        if dry_run:
-            return _dry_run(conn, plan)
-        return _Runner(conn, plan, relation, reporter or Silent(), max_runtime).run()
+    url: URL | None = None
+    try:
+        with autocommit_connection(database_url, connection) as conn:
+            url = conn.engine.url
+            plan, relation = plan_for(
+                conn, table=table, set_=set_, where=where, key=key, name=name, options=options
+            )
+            if dry_run:
+                return _dry_run(conn, plan)
+            return _Runner(conn, plan, relation, reporter or Silent(), max_runtime).run()
+    except DBAPIError as exc:  # the batch loop says which batch; this covers the steps around it
+        if not connection_lost(exc):
+            raise
+        raise lost(f"data migration {name!r}" if name else f"data migration on {table!r}", exc, url) from None
+
+
+def lost(
+    what: str, exc: BaseException, url: URL | None, last: tuple[str, ...] | None = None
+) -> ConnectionLost:
+    """The session ended (server restart, failover, pg_terminate_backend): what is kept, and
+    that the same command resumes (the batch in flight rolled back with its checkpoint)."""
+    where = f" at the batch after key {show_key(last)}" if last is not None else ""
+    return ConnectionLost(
+        f"{what}: the connection to the database was lost{where} ({first_line(exc, url)})",
+        "every batch before it is committed; run the same command again to resume",
+    )
 
 
 def _dry_run(conn: Connection, plan: Plan) -> BackfillResult:
@@ -253,6 +272,8 @@ class _Runner:
             except RetriesExhausted as exc:
                 raise self._exhausted(exc, last) from None
             except DBAPIError as exc:
+                if connection_lost(exc):
+                    raise lost(f"data migration {plan.name!r}", exc, self.conn.engine.url, last) from None
                 raise self._failure(exc, last) from None
             totals["retries"] += retried
             longest = max(longest, time.perf_counter() - batch_started)
