@@ -297,3 +297,21 @@ def test_command_choices_and_defaults_are_the_library_ones():
     assert options["seed_value"].default == seed.DEFAULT_SEED
     assert options["scale"].default == seed.DEFAULT_SCALE
     assert options["max_existing_learners"].default == seed.DEFAULT_MAX_EXISTING_LEARNERS
+
+
+def test_generated_enum_values_are_the_models_ones():
+    from models.enums import ItemStatus, ItemType
+    from scripts.seed import activity, catalogue
+
+    assert set(catalogue.ITEM_TYPE_SHARE) == set(ItemType) == set(catalogue.GUESSING_RANGE)
+    assert set(activity.RESPONSE_TIME_FACTOR) == set(ItemType)
+    assert set(catalogue.ITEM_STATUS_SHARE) == set(ItemStatus)
+    assert sum(catalogue.ITEM_TYPE_SHARE.values()) == pytest.approx(1)
+
+
+def test_the_command_and_the_package_import_no_numpy():
+    import subprocess
+    import sys
+
+    probe = "import sys, scripts.seed, scripts.cli.seed; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout == "False\n"

@@ -7,18 +7,25 @@ import sys
 import click
 
 from scripts.cli.common import database_url_option, format_option, handle_errors, render
+from scripts.seed.presets import (  # numpy-free: --help stays light
+    DEFAULT_MAX_EXISTING_LEARNERS,
+    DEFAULT_SCALE,
+    DEFAULT_SEED,
+    SCALES,
+)
 
-SCALE_NAMES = ["small", "medium", "large"]  # scripts.seed.SCALES, without importing numpy here
+SCALE_NAMES = list(SCALES)
 
 
 @click.command()
 @database_url_option
-@click.option("--scale", type=click.Choice(SCALE_NAMES), default="small", show_default=True,
-              help="Preset sizes: small 1k learners/50k attempts, medium 5k/1M, large 50k/10M.")  # fmt: skip
+@click.option("--scale", type=click.Choice(SCALE_NAMES), default=DEFAULT_SCALE, show_default=True,
+              help="Preset sizes: " + ", ".join(f"{name} {s.users:,} learners/{s.attempts:,} attempts"
+                                              for name, s in SCALES.items()) + ".")  # fmt: skip
 @click.option("--users", type=click.IntRange(min=1), default=None, help="Learners (overrides the scale).")
 @click.option("--items", type=click.IntRange(min=1), default=None, help="Items (overrides the scale).")
 @click.option("--attempts", type=click.IntRange(min=0), default=None, help="Attempts (overrides the scale).")
-@click.option("--seed", "seed_value", type=click.IntRange(min=0), default=42, show_default=True,
+@click.option("--seed", "seed_value", type=click.IntRange(min=0), default=DEFAULT_SEED, show_default=True,
               help="Random seed: the same seed gives the same rows, ids included.")  # fmt: skip
 @click.option("--force", is_flag=True,
               help="Seed even a database that looks like production (alp_db.environment = 'production',"
@@ -28,7 +35,8 @@ SCALE_NAMES = ["small", "medium", "large"]  # scripts.seed.SCALES, without impor
     is_flag=True,
     help="Empty the platform tables (TRUNCATE, every row) before seeding, in the same transaction.",
 )
-@click.option("--max-existing-learners", type=click.IntRange(min=0), default=10_000, show_default=True,
+@click.option("--max-existing-learners", type=click.IntRange(min=0), default=DEFAULT_MAX_EXISTING_LEARNERS,
+              show_default=True,
               help="More existing learners than this means production.")  # fmt: skip
 @click.option(
     "--row-checks",
