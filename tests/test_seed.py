@@ -315,3 +315,61 @@ def test_the_command_and_the_package_import_no_numpy():
 
     probe = "import sys, scripts.seed, scripts.cli.seed; print('numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout == "False\n"
+
+
+REFERENCING_SCHEMA = """
+CREATE TABLE user_preferences (
+    user_id uuid PRIMARY KEY REFERENCES users (id),
+    theme text NOT NULL DEFAULT 'light'
+);
+CREATE TABLE preference_audit (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES user_preferences (user_id)
+);
+"""
+
+
+def seed_command(url: URL, *extra: str) -> object:
+    rendered = url.render_as_string(hide_password=False)
+    return CliRunner().invoke(
+        main,
+        ["seed", "--database-url", rendered, "--users", "50", "--items", "40", "--attempts", "300", *extra],
+    )
+
+
+def test_replace_also_empties_and_names_the_tables_that_reference_seeded_ones(db_url):
+    query(db_url, REFERENCING_SCHEMA + " SELECT 1")
+    assert seed_command(db_url).exit_code == 0
+    result = seed_command(db_url, "--replace")
+    assert result.exit_code == 0, result.output
+    assert "also emptied" in result.stdout
+    assert "user_preferences" in result.stdout and "preference_audit" in result.stdout
+    assert query(db_url, "SELECT count(*) FROM users WHERE role = 'learner'") == [(50,)]
+
+
+def test_replace_refuses_to_empty_a_referencing_table_with_rows_unless_forced(db_url):
+    query(db_url, REFERENCING_SCHEMA + " SELECT 1")
+    seed.seed(db_url, SMALL)
+    query(
+        db_url,
+        "WITH p AS (INSERT INTO user_preferences (user_id) SELECT id FROM users LIMIT 3 RETURNING user_id)"
+        " INSERT INTO preference_audit (user_id) SELECT user_id FROM p RETURNING 1",
+    )
+    before = checksums(db_url)
+    refused = seed_command(db_url, "--replace")
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "preference_audit (references user_preferences)" in refused.stderr
+    assert "user_preferences (references users)" in refused.stderr and "--force" in refused.stderr
+    assert checksums(db_url) == before
+    assert query(
+        db_url, "SELECT (SELECT count(*) FROM user_preferences), (SELECT count(*) FROM preference_audit)"
+    ) == [(3, 3)]
+
+    forced = seed_command(db_url, "--replace", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "user_preferences" in forced.stdout
+    assert query(
+        db_url, "SELECT (SELECT count(*) FROM user_preferences), (SELECT count(*) FROM preference_audit)"
+    ) == [(0, 0)]
+    assert query(db_url, "SELECT count(*) FROM users WHERE role = 'learner'") == [(50,)]

@@ -33,7 +33,8 @@ SCALE_NAMES = list(SCALES)
 @click.option(
     "--replace",
     is_flag=True,
-    help="Empty the platform tables (TRUNCATE, every row) before seeding, in the same transaction.",
+    help="Empty the platform tables (TRUNCATE, every row) and the tables that reference them before"
+    " seeding, in the same transaction; a referencing table holding rows needs --force.",
 )
 @click.option("--max-existing-learners", type=click.IntRange(min=0), default=DEFAULT_MAX_EXISTING_LEARNERS,
               show_default=True,
@@ -99,3 +100,5 @@ def seed(
         return
     rows = [{"table": name, "rows": count} for name, count in result.rows.items()]
     render(rows, fmt, title=f"seed {result.seed}: {sum(result.rows.values())} rows in {result.seconds:.1f} s")
+    if result.cleared:
+        click.echo(f"also emptied (they reference seeded tables): {', '.join(result.cleared)}")

@@ -3,7 +3,8 @@
 Everything is loaded in one transaction: a seed is all there or not there at all. The target
 is refused when it looks like production (ENVIRONMENT_SETTING, or more learners than
 DEFAULT_MAX_EXISTING_LEARNERS) unless forced, and when it holds seed data already unless
-``replace`` (TRUNCATE of SEED_TABLES, in the same transaction).
+``replace`` (TRUNCATE of SEED_TABLES and of every table that references them, in the same
+transaction: ``scripts.seed.referencing``).
 
 Bulk mode (the default; ``row_checks=False``) follows PostgreSQL's "Populating a Database"
 (docs, section 14.4): per-row checks cost more than the load itself (a million attempts:
@@ -39,6 +40,7 @@ from scripts.seed.presets import (
     SeedPlan,
     make_plan,
 )
+from scripts.seed.referencing import truncate_owned
 
 if TYPE_CHECKING:  # copy_binary imports numpy, which only generating needs
     from scripts.seed.copy_binary import Encoded
@@ -82,6 +84,8 @@ class SeedResult:
     seconds: float
     replaced: bool
     bulk_mode: bool
+    # Tables outside SEED_TABLES that --replace emptied because they reference seeded ones.
+    cleared: list[str] = field(default_factory=list)
     window: tuple[str, str] = field(default=(SEED_WINDOW[0].isoformat(), SEED_WINDOW[1].isoformat()))
 
 
@@ -143,8 +147,9 @@ def seed(
 ) -> SeedResult:
     """Generate ``plan``'s rows and load them into the database, in one transaction.
 
-    ``replace`` first empties SEED_TABLES (TRUNCATE: every row, seed or not) in the same
-    transaction; without it, seed data is added next to whatever the tables hold, and a
+    ``replace`` first empties SEED_TABLES (TRUNCATE: every row, seed or not) and every table
+    that references them (named in ``SeedResult.cleared``; one holding rows only with
+    ``force``) in the same transaction; without it, seed data is added next to whatever the tables hold, and a
     database that holds seed data already is refused.
     """
     from scripts.seed.activity import encoded  # numpy: only when seeding
@@ -185,10 +190,11 @@ def load(
         raw = conn.connection.dbapi_connection
         assert raw is not None
         url = conn.engine.url
-        rows = _load(raw, url, streams, force, replace, max_existing_learners, row_checks, progress)
+        rows, cleared = _load(raw, url, streams, force, replace, max_existing_learners, row_checks, progress)
     return SeedResult(
         seed=None,
         rows=rows,
+        cleared=cleared,
         seconds=time.perf_counter() - started,
         replaced=replace,
         bulk_mode=not row_checks,
@@ -204,7 +210,8 @@ def _load(
     max_existing_learners: int,
     row_checks: bool,
     progress: Progress | None,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[str]]:
+    """Rows loaded per table, and the tables outside SEED_TABLES that ``replace`` emptied."""
     import io
 
     import psycopg2
@@ -221,10 +228,7 @@ def _load(
             check_target(
                 state, database, force=force, replace=replace, max_existing_learners=max_existing_learners
             )
-            if replace:
-                cur.execute(
-                    sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, SEED_TABLES)))
-                )
+            cleared = truncate_owned(cur, SEED_TABLES, force=force) if replace else []
             default_before = _default_partition_rows(cur, lo, hi)
             foreign_keys = [] if row_checks else _suspend_checks(cur)
             indexes = [] if row_checks else _suspend_indexes(cur)
@@ -255,7 +259,7 @@ def _load(
     except BaseException:
         raw.rollback()
         raise
-    return rows
+    return rows, cleared
 
 
 def _describe_failure(exc: BaseException, url: Any) -> AlpDbError:
