@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -100,5 +101,18 @@ def seed(
         return
     rows = [{"table": name, "rows": count} for name, count in result.rows.items()]
     render(rows, fmt, title=f"seed {result.seed}: {sum(result.rows.values())} rows in {result.seconds:.1f} s")
+    click.echo(describe_shape(result.shape))
     if result.cleared:
         click.echo(f"also emptied (they reference seeded tables): {', '.join(result.cleared)}")
+
+
+def describe_shape(shape: dict[str, Any]) -> str:
+    """The seed's summary line: how adaptive the attempts look, and where they went."""
+    parts = []
+    if "first_attempt_share" in shape:
+        parts.append(f"first attempts {float(shape['first_attempt_share']):.1%}")
+        parts.append(f"at most {shape['max_attempts_per_learner_item']} attempts per learner and item")
+        parts.append(f"most used item seen by {float(shape['max_item_exposure']):.1%} of learners")
+    partitions = shape.get("attempts_per_partition") or {}
+    parts.append("attempts per partition: " + ", ".join(f"{k} {v:,}" for k, v in partitions.items()))
+    return "; ".join(parts)

@@ -1,7 +1,9 @@
 """Activity: learning sessions, attempts and skill mastery, generated in time-ordered chunks.
 
 Sessions fall at realistic hours, mostly in the months after a learner signs up; attempts
-are on active items near the learner's ability, and their correctness follows the 3PL model
+are on the items an adaptive engine would pick (``scripts.seed.selection``: the most
+informative at the learner's running ability estimate, exposure-controlled, few repeats), and
+their correctness follows the 3PL model
 P = c + (1 - c) / (1 + exp(-a (theta - b))); they spread over SEED_WINDOW (several yearly
 partitions, never the default one). skill_mastery is counted from exactly those attempts.
 Everything is vectorised with numpy and comes out as binary COPY streams
@@ -23,6 +25,7 @@ from scripts.seed.catalogue import (
     DOMAINS,
     ITEM_TYPES,
     STREAM_ATTEMPTS,
+    STREAM_SELECTION,
     STREAM_SESSIONS,
     Catalogue,
     Table,
@@ -48,9 +51,10 @@ RESPONSE_TIME_FACTOR = {
     ItemType.short_answer: 2.0,
     ItemType.numeric: 1.5,
 }
-# Adaptive selection aims at the learner's ability, with this much spread (logits).
-TARGETING_SPREAD = 1.5
-ITEM_NEIGHBOURHOOD = 3  # pick among this many items either side of the target difficulty
+# No learner is given more attempts than this share of the active items of their domains
+# (the excess goes to others), so a heavy learner works through the catalogue rather than
+# round and round a small part of it.
+POOL_COVERAGE = 0.8
 
 # Attempts are generated and loaded in chunks of about this many rows (sessions are never
 # split). A constant, not an option: the chunking feeds the generator, so it is part of the seed.
@@ -79,7 +83,10 @@ def plan_sessions(plan: SeedPlan, cat: Catalogue) -> SessionPlan:
         return SessionPlan(empty, empty, empty, empty.astype(bool), np.zeros((0, 16), dtype=np.uint8))
     # Activity is heavy-tailed: a few learners do a lot, many do a little.
     share = rng.lognormal(0.0, 1.0, n_learners)
-    per_learner = rng.multinomial(plan.attempts, share / share.sum())
+    pool = np.bincount(cat.item_domain[cat.item_active], minlength=len(DOMAINS))
+    doms = study_domains(cat)
+    reach = pool[doms[:, 0]] + np.where(doms[:, 1] != doms[:, 0], pool[doms[:, 1]], 0)
+    per_learner = allocate(rng, plan.attempts, share, np.ceil(POOL_COVERAGE * reach).astype(np.int64))
     sessions = -(-per_learner // SESSION_LENGTH)
     user = np.repeat(np.arange(n_learners), sessions)
     first_session = np.cumsum(sessions) - sessions
@@ -100,6 +107,91 @@ def plan_sessions(plan: SeedPlan, cat: Catalogue) -> SessionPlan:
     user, start, size = user[order], start[order], size[order]
     abandoned = rng.random(len(user)) < ABANDONED_SHARE
     return SessionPlan(user, start, size, abandoned, uuid7(start // 1000, rng))
+
+
+def study_domains(cat: Catalogue) -> np.ndarray:
+    """Each learner's (n, 2) domains, a domain without active items replaced by the first with one."""
+    has = np.bincount(cat.item_domain[cat.item_active], minlength=len(DOMAINS)) > 0
+    return np.where(has[cat.learner_domains], cat.learner_domains, int(np.argmax(has)))
+
+
+def allocate(rng: np.random.Generator, total: int, share: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """``total`` attempts over learners by ``share``, none above its ``cap``: the excess of a
+    capped learner is drawn again over those with room (caps grow if they cannot hold it all)."""
+    cap = np.maximum(cap, 1)
+    if cap.sum() < total:  # a catalogue too small for the attempts: repeats cannot be avoided
+        cap = np.ceil(cap * (total / cap.sum()) * 1.01).astype(np.int64)
+    alloc = rng.multinomial(total, share / share.sum())
+    while (excess := int(np.maximum(alloc - cap, 0).sum())) > 0:
+        alloc = np.minimum(alloc, cap)
+        room = share * (alloc < cap)
+        alloc += rng.multinomial(excess, room / room.sum())
+    return alloc
+
+
+@dataclass
+class Chosen:
+    """Every attempt's item and answer, in session order (session lo's attempts start at
+    ``first_of_session[lo]``), and the learner of each attempt."""
+
+    first_of_session: np.ndarray
+    learner: np.ndarray
+    item: np.ndarray
+    correct: np.ndarray
+
+    def shape(self, n_learners: int, n_items: int) -> dict[str, Any]:
+        """How adaptive the data looks: repeats and exposure."""
+        if len(self.item) == 0:
+            return {"first_attempt_share": 1.0, "max_attempts_per_learner_item": 0, "max_item_exposure": 0.0}
+        pairs, per_pair = np.unique(self.learner * n_items + self.item, return_counts=True)
+        viewers = np.bincount(pairs % n_items, minlength=n_items)
+        return {
+            "first_attempt_share": round(len(pairs) / len(self.item), 4),
+            "max_attempts_per_learner_item": int(per_pair.max()),
+            "max_item_exposure": round(float(viewers.max()) / n_learners, 4),
+        }
+
+
+def choose_items(plan: SeedPlan, cat: Catalogue, sp: SessionPlan) -> Chosen:
+    """Run the adaptive selection over every learner's attempts, in each learner's time order."""
+    from scripts.seed.selection import select_items
+
+    rng = np.random.default_rng([plan.seed, STREAM_SELECTION])
+    size = sp.size
+    n = int(size.sum())
+    first_of_session = np.cumsum(size) - size
+    # Sessions grouped by learner; sp is sorted by start, so each learner's stay in time order.
+    by_learner = np.lexsort((np.arange(len(size)), sp.user))
+    lm_size = size[by_learner]
+    lm_first = np.cumsum(lm_size) - lm_size
+    position = np.repeat(first_of_session[by_learner], lm_size) + (
+        np.arange(n) - np.repeat(lm_first, lm_size)
+    )
+    slot_learner = np.repeat(sp.user[by_learner], lm_size)
+    window_start = us(SEED_WINDOW[0]) - DAY_US * 365
+    slot_start_s = (np.repeat(sp.start_us[by_learner], lm_size) - window_start) // 1_000_000
+    doms = study_domains(cat)[slot_learner]
+    flip = rng.integers(0, 2, n)  # which of a two-domain learner's domains this attempt is in
+    slot_domains = np.stack([doms[np.arange(n), flip], doms[np.arange(n), 1 - flip]], axis=1)
+    picked = select_items(
+        rng,
+        slot_learner=slot_learner,
+        slot_start_s=slot_start_s.astype(np.int32),
+        slot_domains=slot_domains,
+        theta=cat.learner_theta,
+        item_domain=cat.item_domain,
+        item_a=cat.item_a,
+        item_b=cat.item_b,
+        item_c=cat.item_c,
+        item_active=cat.item_active,
+        n_domains=len(DOMAINS),
+    )
+    item = np.empty(n, dtype=np.int64)
+    correct = np.empty(n, dtype=bool)
+    item[position], correct[position] = picked.item, picked.correct
+    learner = np.empty(n, dtype=np.int64)
+    learner[position] = slot_learner
+    return Chosen(first_of_session, learner, item, correct)
 
 
 @dataclass
@@ -123,7 +215,14 @@ class MasteryTally:
 
 
 def generate_chunk(
-    plan: SeedPlan, cat: Catalogue, sp: SessionPlan, lo: int, hi: int, chunk_no: int, tally: MasteryTally
+    plan: SeedPlan,
+    cat: Catalogue,
+    sp: SessionPlan,
+    chosen: Chosen,
+    lo: int,
+    hi: int,
+    chunk_no: int,
+    tally: MasteryTally,
 ) -> tuple[Table, Table]:
     """Sessions ``lo:hi`` and their attempts, with the mastery tally updated."""
     rng = np.random.default_rng([plan.seed, STREAM_ATTEMPTS, chunk_no])
@@ -131,31 +230,11 @@ def generate_chunk(
     n = int(size.sum())
     sess = np.repeat(np.arange(hi - lo), size)
     learner = sp.user[lo:hi][sess]
-    theta = cat.learner_theta[learner]
 
-    # Adaptive selection: an active item of one of the learner's domains near its ability.
-    active = np.flatnonzero(cat.item_active)
-    dom = cat.item_domain[active]
-    by_key = np.argsort(dom * 100.0 + cat.item_b[active], kind="stable")
-    pool = active[by_key]
-    pool_key = (dom * 100.0 + cat.item_b[active])[by_key]
-    n_domains = len(DOMAINS)
-    dom_lo = np.searchsorted(dom[by_key], np.arange(n_domains), side="left")
-    dom_hi = np.searchsorted(dom[by_key], np.arange(n_domains), side="right")
-    choice = cat.learner_domains[learner, rng.integers(0, 2, n)]
-    has_items = (dom_hi > dom_lo)[choice]
-    # A domain without active items: study the first domain that has one.
-    choice = np.where(has_items, choice, int(np.argmax(dom_hi > dom_lo)))
-    target = np.clip(theta + rng.normal(0.0, TARGETING_SPREAD, n), -5.0, 5.0)
-    pos = np.searchsorted(pool_key, choice * 100.0 + target)
-    pos += rng.integers(-ITEM_NEIGHBOURHOOD, ITEM_NEIGHBOURHOOD + 1, n)
-    pos = np.clip(pos, dom_lo[choice], dom_hi[choice] - 1)
-    item = pool[pos]
-
-    # Three-parameter logistic IRT model.
-    a, b, c = cat.item_a[item], cat.item_b[item], cat.item_c[item]
-    p = c + (1.0 - c) / (1.0 + np.exp(-a * (theta - b)))
-    correct = rng.random(n) < p
+    # The items were chosen (and answered) beforehand, learner by learner: scripts.seed.selection.
+    first, last = chosen.first_of_session[lo], chosen.first_of_session[lo] + n
+    item, correct = chosen.item[first:last], chosen.correct[first:last]
+    b = cat.item_b[item]
     kind = cat.item_type[item]
     partial = np.isin(kind, [ITEM_TYPES.index(ItemType.short_answer), ITEM_TYPES.index(ItemType.numeric)])
     score = np.where(correct, 1.0, np.where(partial, rng.integers(0, 3, n) * 0.25, 0.0))
@@ -239,24 +318,30 @@ def chunk_bounds(sizes: np.ndarray) -> list[tuple[int, int]]:
     return list(itertools.pairwise(edges))
 
 
-def generate(plan: SeedPlan) -> Iterator[Table]:
-    """Every table's rows in load order; sessions and attempts come in chunks."""
+def generate(plan: SeedPlan, shape: dict[str, Any] | None = None) -> Iterator[Table]:
+    """Every table's rows in load order; sessions and attempts come in chunks.
+
+    ``shape``, when given, is filled with Chosen.shape() before the first attempts.
+    """
     cat = build_catalogue(plan)
     yield cat.users
     yield cat.skills
     yield cat.items
     yield cat.item_skills
     sp = plan_sessions(plan, cat)
+    chosen = choose_items(plan, cat, sp)
+    if shape is not None:
+        shape.update(chosen.shape(len(cat.learner_ids), len(cat.item_ids)))
     tally = MasteryTally.empty(len(cat.learner_ids), cat.n_skills)
     for chunk_no, (lo, hi) in enumerate(chunk_bounds(sp.size)):
-        yield from generate_chunk(plan, cat, sp, lo, hi, chunk_no, tally)
+        yield from generate_chunk(plan, cat, sp, chosen, lo, hi, chunk_no, tally)
     yield mastery_table(cat, tally)
 
 
 PREFETCH_CHUNKS = 2
 
 
-def encoded(plan: SeedPlan) -> Iterator[Encoded]:
+def encoded(plan: SeedPlan, shape: dict[str, Any] | None = None) -> Iterator[Encoded]:
     """generate() encoded for COPY by a background thread, a couple of chunks ahead.
 
     numpy and the socket both release the GIL, so on two cores the next chunk is generated
@@ -271,7 +356,7 @@ def encoded(plan: SeedPlan) -> Iterator[Encoded]:
 
     def produce() -> None:
         try:
-            for table in generate(plan):
+            for table in generate(plan, shape):
                 if stop.is_set():
                     return
                 if table.rows:

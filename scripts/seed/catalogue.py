@@ -79,7 +79,7 @@ LEARNERS_PER_INSTRUCTOR = 500
 TWO_DOMAIN_SHARE = 0.3  # learners enrolled in two domains rather than one
 
 # Independent generator streams, so one table's size never shifts another table's rows.
-STREAM_CATALOGUE, STREAM_PEOPLE, STREAM_SESSIONS, STREAM_ATTEMPTS = 1, 2, 3, 4
+STREAM_CATALOGUE, STREAM_PEOPLE, STREAM_SESSIONS, STREAM_ATTEMPTS, STREAM_SELECTION = 1, 2, 3, 4, 5
 
 
 def us(moment: dt.datetime) -> int:

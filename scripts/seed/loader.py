@@ -68,6 +68,11 @@ BULK_MAINTENANCE_WORK_MEM = "256MB"
 # The per-row trigger bulk mode disables, and the set-based query that checks the same rule:
 # attempts only on active items (revision 0003).
 ACTIVE_ITEM_TRIGGER = ("attempts", "trg_attempts_require_active_item")
+# Where the seed window's attempts went (the shape report), all partitions of attempts.
+PARTITION_COUNTS = """
+    SELECT tableoid::regclass::text, count(*) FROM attempts
+    WHERE attempted_at >= %(lo)s AND attempted_at < %(hi)s GROUP BY 1 ORDER BY 1
+"""
 ACTIVE_ITEM_CHECK = """
     SELECT a.item_id::text, coalesce(i.status::text, 'missing')
     FROM attempts a LEFT JOIN items i ON i.id = a.item_id
@@ -86,6 +91,8 @@ class SeedResult:
     bulk_mode: bool
     # Tables outside SEED_TABLES that --replace emptied because they reference seeded ones.
     cleared: list[str] = field(default_factory=list)
+    # How adaptive the attempts look (activity.Chosen.shape) and where they went.
+    shape: dict[str, Any] = field(default_factory=dict)
     window: tuple[str, str] = field(default=(SEED_WINDOW[0].isoformat(), SEED_WINDOW[1].isoformat()))
 
 
@@ -155,9 +162,10 @@ def seed(
     from scripts.seed.activity import encoded  # numpy: only when seeding
 
     plan = plan or make_plan()
+    shape: dict[str, Any] = {}
     result = load(
         database_url,
-        encoded(plan),
+        encoded(plan, shape),
         force=force,
         replace=replace,
         max_existing_learners=max_existing_learners,
@@ -165,6 +173,7 @@ def seed(
         progress=progress,
     )
     result.seed = plan.seed
+    result.shape = {**shape, **result.shape}
     return result
 
 
@@ -190,11 +199,14 @@ def load(
         raw = conn.connection.dbapi_connection
         assert raw is not None
         url = conn.engine.url
-        rows, cleared = _load(raw, url, streams, force, replace, max_existing_learners, row_checks, progress)
+        rows, cleared, partitions = _load(
+            raw, url, streams, force, replace, max_existing_learners, row_checks, progress
+        )
     return SeedResult(
         seed=None,
         rows=rows,
         cleared=cleared,
+        shape={"attempts_per_partition": partitions},
         seconds=time.perf_counter() - started,
         replaced=replace,
         bulk_mode=not row_checks,
@@ -210,8 +222,9 @@ def _load(
     max_existing_learners: int,
     row_checks: bool,
     progress: Progress | None,
-) -> tuple[dict[str, int], list[str]]:
-    """Rows loaded per table, and the tables outside SEED_TABLES that ``replace`` emptied."""
+) -> tuple[dict[str, int], list[str], dict[str, int]]:
+    """Rows loaded per table, the tables outside SEED_TABLES that ``replace`` emptied, and the
+    seed window's attempts per partition of ``attempts``."""
     import io
 
     import psycopg2
@@ -252,6 +265,8 @@ def _load(
                     f"seed attempts fell into the default partition: no partition covers {lo:%Y}-{hi:%Y}",
                     "create the yearly partitions first: alp-db partitions ensure",
                 )
+            cur.execute(PARTITION_COUNTS, {"lo": lo, "hi": hi})
+            partitions = {name: int(n) for name, n in cur.fetchall()}
         raw.commit()
     except psycopg2.Error as exc:
         raw.rollback()
@@ -259,7 +274,7 @@ def _load(
     except BaseException:
         raw.rollback()
         raise
-    return rows, cleared
+    return rows, cleared, partitions
 
 
 def _describe_failure(exc: BaseException, url: Any) -> AlpDbError:
