@@ -78,6 +78,10 @@ class SeedFailed(AlpDbError):
     """Generated rows broke a rule the database enforces; nothing was loaded."""
 
 
+class ReferencingData(AlpDbError):
+    """``seed --replace`` would empty a table that references seeded ones and holds other rows."""
+
+
 class HealthCheckFailed(AlpDbError):
     """The database could not be checked (exit 2)."""
 
