@@ -10,13 +10,19 @@ see is waived in the SQL itself, next to the statement: ``-- squawk-ignore <rule
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.checks.files import RevisionFile
+from scripts.checks.findings import ERROR, WARNING, Finding
+from scripts.db.engine import first_line
 from scripts.errors import LintUnavailable
+from scripts.migrations import history
 
 # The oldest server the project supports is PostgreSQL 13: rules judge costs on it, e.g.
 # ADD COLUMN with a constant DEFAULT has been metadata-only since PostgreSQL 11.
@@ -59,6 +65,12 @@ EXISTING_ROWS_RULES: tuple[str, ...] = (
 # its plain CREATE INDEX is right). EXISTING_ROWS_RULES do not apply to them; every later
 # revision runs against tables in use and gets the full rule set.
 EMPTY_DATABASE_REVISIONS = frozenset({"0001", "0002", "0003", "0004"})
+
+# Downgrades drop what their upgrade created; linting them would flag every DROP. A rollback
+# is a deliberate, reviewed act (alp-db migration rollback asks first), so only the way up is linted.
+UNLINTED_SQL_SUFFIXES = (".downgrade.sql",)
+# The statements that end a revision in Alembic's offline output: the alembic_version write.
+_VERSION_WRITE = re.compile(r"^(?:UPDATE|INSERT INTO|DELETE FROM) alembic_version\b", re.MULTILINE)
 
 # squawk reports every unparseable token; the first one per unit is what a person needs.
 SYNTAX_ERROR_RULE = "syntax-error"
@@ -171,3 +183,103 @@ def _violations(unit: LintUnit, reported: list[dict[str, object]]) -> list[Viola
             )
         )
     return found
+
+
+def lint_revisions(revisions: list[RevisionFile], *, alembic_can_load: bool) -> list[Finding]:
+    """squawk over each revision's SQL files; Python-only revisions through their offline SQL."""
+    from scripts.project import project_home
+
+    findings: list[Finding] = []
+    with tempfile.TemporaryDirectory(prefix="alp-db-lint-") as tmp:
+        units: list[LintUnit] = []
+        for r in revisions:
+            if r.revision is None:
+                continue
+            sql_files = [
+                p for p in history.revision_files(r.path)[1:] if not p.name.endswith(UNLINTED_SQL_SUFFIXES)
+            ]
+            if sql_files:
+                units += [LintUnit(r.revision, p.name, p, waived=r.squawk_ignore) for p in sql_files]
+            elif len(r.down_revisions) <= 1:  # a merge revision only joins branches: nothing to render
+                unit_or_finding = _rendered_unit(r, Path(tmp), alembic_can_load)
+                if isinstance(unit_or_finding, Finding):
+                    findings.append(unit_or_finding)
+                else:
+                    units.append(unit_or_finding)
+        findings += [_lint_finding(v) for v in lint(units, cwd=project_home())]
+    return findings
+
+
+def _rendered_unit(r: RevisionFile, tmp: Path, alembic_can_load: bool) -> LintUnit | Finding:
+    assert r.revision is not None
+    command = f"alembic upgrade {r.down_revisions[0] if r.down_revisions else 'base'}:{r.revision} --sql"
+    if not alembic_can_load:
+        return Finding(
+            "lint-skipped",
+            WARNING,
+            r.revision,
+            f"{r.path.name} was not linted: Alembic cannot load the revisions while the errors above remain",
+            "fix those errors, then run validate-migrations again",
+        )
+    path = tmp / f"{r.path.stem}.offline.sql"
+    try:
+        path.write_text(offline_sql(r.revision, r.down_revisions[0] if r.down_revisions else None))
+    except Exception as exc:  # revision code is the user's: whatever it raises is the finding
+        detail = first_line(exc, None, default="")
+        # DBAs review and apply the offline SQL, so a revision must render in offline mode
+        return Finding(
+            "offline-sql-failed",
+            ERROR,
+            r.revision,
+            f"{r.path.name} cannot be rendered as offline SQL ({type(exc).__name__}: {detail}), "
+            "so a DBA cannot review it and it was not linted",
+            f"run `{command}` to see the error; a revision must not read the database in upgrade() "
+            "(use op.execute with SQL, or the batched data-migration helper, which emits a SQL loop offline)",
+        )
+    label = f"{r.path.name} (offline SQL)"
+    return LintUnit(r.revision, label, path, rendered=True, waived=r.squawk_ignore)
+
+
+def _lint_finding(v: Violation) -> Finding:
+    unit = v.unit
+    where = unit.label if unit.rendered else f"{unit.label}:{v.line}"
+    statement = f": {v.statement}" if v.statement else ""
+    advice = f"{v.help.rstrip('.')}. " if v.help else ""
+    waiver = (
+        f'squawk_ignore = ("{v.rule}",) to the revision module'
+        if unit.rendered
+        else f"`-- squawk-ignore {v.rule}` on the line above the statement"
+    )
+    how_to_fix = f"{advice}If it is safe here (a new or small table), say why in a comment and add {waiver}"
+    if v.rule == SYNTAX_ERROR_RULE:
+        how_to_fix = "fix the SQL; squawk parses PostgreSQL's grammar and the server would reject it too"
+    return Finding(
+        f"lint:{v.rule}", ERROR, unit.revision, f"{where}: {v.message.rstrip('.')}{statement}", how_to_fix
+    )
+
+
+def offline_sql(revision: str, down_revision: str | None) -> str:
+    """The statements of one revision in Alembic's offline SQL, wrapped in its transaction.
+
+    The runtime's preamble (timeouts, migration_history DDL) and the alembic_version and
+    history writes are left out: they are ours, not the revision's.
+    """
+    import io
+
+    from alembic import command
+
+    from scripts.migrations import api as migrations
+
+    buffer = io.StringIO()
+    config = migrations.alembic_config(None, stdout=buffer)
+    config.output_buffer = buffer
+    config.attributes["configure_logger"] = False  # keep Alembic's INFO lines off stderr
+    command.upgrade(config, f"{down_revision}:{revision}" if down_revision else revision, sql=True)
+    rendered = buffer.getvalue()
+    marker = re.search(rf"^-- Running upgrade .*-> {re.escape(revision)}\s*$", rendered, re.MULTILINE)
+    start = marker.end() if marker else 0
+    end = _VERSION_WRITE.search(rendered, start)
+    body = rendered[start : end.start() if end else len(rendered)].strip()
+    # Alembic opened the revision's transaction before the marker and commits after the
+    # version write; an autocommit block shows inside as COMMIT; ...; BEGIN;
+    return f"BEGIN;\n\n{body}\n\nCOMMIT;\n"

@@ -1,0 +1,209 @@
+"""Revision files read without importing them: names, ids, heads, stray SQL files.
+
+Read statically (``ast``), so a broken tree is reported rather than crashing Alembic's
+revision map (which raises on a missing ``down_revision``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.checks.findings import ERROR, WARNING, Finding
+
+FILE_NAME = re.compile(r"^(?P<number>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$")
+NUMBER_PREFIX = re.compile(r"^(?P<number>\d{4})(?!\d)")
+# Python files in versions/ that are not revisions (Alembic skips the same ones).
+NOT_REVISION_FILES = frozenset({"__init__.py"})
+EDITOR_LOCK_PREFIX = ".#"
+WAIVER_NAME = "squawk_ignore"  # module-level tuple of squawk rules a revision waives
+# File findings after which Alembic cannot build its revision map, so cannot render offline SQL.
+BREAKS_ALEMBIC = frozenset({"unreadable-revision", "duplicate-revision", "unknown-down-revision"})
+
+
+@dataclass(frozen=True)
+class RevisionFile:
+    path: Path
+    revision: str | None
+    down_revisions: tuple[str, ...]
+    number: str | None  # the file name's leading NNNN, if it has one
+    # squawk rules the revision waives as a whole: ``squawk_ignore = ("rule",)`` in its module,
+    # with a comment saying why (for .sql files, ``-- squawk-ignore rule`` above a statement).
+    squawk_ignore: tuple[str, ...] = ()
+
+
+def scan_versions(versions: Path) -> tuple[list[RevisionFile], list[Finding]]:
+    """Every revision module in ``versions`` with its ids, read without importing it."""
+    revisions: list[RevisionFile] = []
+    findings: list[Finding] = []
+    for path in sorted(versions.glob("*.py")):
+        if path.name in NOT_REVISION_FILES or path.name.startswith(EDITOR_LOCK_PREFIX):
+            continue
+        leading = NUMBER_PREFIX.match(path.name)
+        number = leading["number"] if leading else None
+        try:
+            ids = _module_ids(path)
+        except (SyntaxError, ValueError) as exc:
+            findings.append(
+                Finding(
+                    "unreadable-revision",
+                    ERROR,
+                    number,
+                    f"{path.name}: cannot read its revision ids ({exc})",
+                    "revision and down_revision must be plain string literals (or None / a tuple of strings)",
+                )
+            )
+            revisions.append(RevisionFile(path, None, (), number))
+            continue
+        revision, downs, waived = ids
+        revisions.append(RevisionFile(path, revision, downs, number, waived))
+    return revisions, findings
+
+
+def _module_ids(path: Path) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """revision, down_revisions and squawk_ignore of a revision module, read statically."""
+    values: dict[str, object] = {}
+    for node in ast.parse(path.read_text(), filename=path.name).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision", WAIVER_NAME):
+            values[target.id] = ast.literal_eval(value)
+    revision = values.get("revision")
+    if not isinstance(revision, str) or not revision:
+        raise ValueError("no `revision = '...'` string")
+    downs = _strings(values.get("down_revision"), "down_revision")
+    return revision, downs, _strings(values.get(WAIVER_NAME), WAIVER_NAME)
+
+
+def _strings(value: object, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+        return tuple(str(v) for v in value)
+    raise ValueError(f"{name} is neither None, a string nor a tuple of strings")
+
+
+def find_heads(revisions: list[RevisionFile]) -> list[str]:
+    revised = {down for r in revisions for down in r.down_revisions}
+    return sorted(r.revision for r in revisions if r.revision and r.revision not in revised)
+
+
+def check_files(revisions: list[RevisionFile], versions: Path) -> list[Finding]:
+    findings: list[Finding] = []
+    known = [r for r in revisions if r.revision]
+    ids = {r.revision for r in known}
+    for r in revisions:
+        if not FILE_NAME.match(r.path.name):
+            findings.append(
+                Finding(
+                    "malformed-file-name",
+                    ERROR,
+                    r.revision,
+                    f"{r.path.name}: a revision file is named NNNN_description.py "
+                    "(four digits, then a snake_case description)",
+                    "rename it (git mv) to the next free number, e.g. "
+                    "0005_add_user_preferences.py, and set revision to that number",
+                )
+            )
+        elif r.revision is not None and r.revision != r.number:
+            findings.append(
+                Finding(
+                    "revision-id-mismatch",
+                    ERROR,
+                    r.revision,
+                    f"{r.path.name}: revision id {r.revision!r} differs from its file number {r.number!r}",
+                    f'set revision = "{r.number}" in the file (and in any down_revision naming it)',
+                )
+            )
+    for revision, paths in _duplicates((r.revision, r.path.name) for r in known).items():
+        findings.append(
+            Finding(
+                "duplicate-revision",
+                ERROR,
+                revision,
+                f"revision {revision} is defined by more than one file: {', '.join(paths)}",
+                "renumber the later file to the next free number and point its down_revision at the other",
+            )
+        )
+    for r in known:
+        for down in r.down_revisions:
+            if down not in ids:
+                findings.append(
+                    Finding(
+                        "unknown-down-revision",
+                        ERROR,
+                        r.revision,
+                        f"{r.path.name} revises {down}, but no file in alembic/versions defines {down}",
+                        f"restore the file of revision {down} (git log --diff-filter=D -- alembic/versions) "
+                        "or fix down_revision",
+                    )
+                )
+            elif down.isdigit() and str(r.revision).isdigit() and int(down) >= int(str(r.revision)):
+                findings.append(
+                    Finding(
+                        "down-revision-order",
+                        ERROR,
+                        r.revision,
+                        f"{r.path.name} revises {down}, a later number: revisions must build in file order",
+                        "renumber the files so each revision's number is above the one it revises",
+                    )
+                )
+    numbers = sorted({int(r.number) for r in revisions if r.number})
+    gaps = sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) if numbers else []
+    if gaps:
+        missing = ", ".join(f"{n:04d}" for n in gaps)
+        findings.append(
+            Finding(
+                "numbering-gap",
+                WARNING,
+                None,
+                f"no revision file numbered {missing}: a deleted or renamed file?",
+                "restore the file if it was ever applied anywhere; otherwise renumber the later files",
+            )
+        )
+    stems = {r.path.stem for r in revisions}
+    for sql in sorted(versions.glob("*.sql")):
+        if sql.name.split(".")[0] not in stems:
+            findings.append(
+                Finding(
+                    "orphan-sql-file",
+                    WARNING,
+                    None,
+                    f"{sql.name} belongs to no revision (no {sql.name.split('.')[0]}.py beside it)",
+                    "rename it with its revision's file stem, e.g. 0005_add_x.upgrade.sql, or delete it",
+                )
+            )
+    return findings
+
+
+def _duplicates(pairs: Iterable[tuple[str | None, str]]) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for key, name in pairs:
+        if key is not None:
+            seen.setdefault(key, []).append(name)
+    return {key: names for key, names in seen.items() if len(names) > 1}
+
+
+def check_heads(heads: list[str]) -> list[Finding]:
+    if len(heads) <= 1:
+        return []
+    return [
+        Finding(
+            "multiple-heads",
+            ERROR,
+            None,
+            f"{len(heads)} heads ({', '.join(heads)}): revisions branch from the same parent, "
+            "so `alembic upgrade head` cannot choose",
+            "renumber the later branch onto the other (set its down_revision to the other head and give it "
+            "the next number), or join them with `alembic merge heads -m merge_branches --rev-id NNNN`",
+        )
+    ]
