@@ -470,3 +470,58 @@ def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Pa
     assert finding.severity == "error"
     assert "0005_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
     assert "alembic upgrade 0004:0005 --sql" in finding.how_to_fix
+
+
+def test_revision_that_cannot_render_does_not_stop_the_lint_of_later_revisions(versions: Path) -> None:
+    add_python_revision(
+        versions,
+        "0005_backfill_users_ability",
+        "0004",
+        'op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar()',
+    )
+    add_python_revision(
+        versions,
+        "0006_index_users_display_name",
+        "0005",
+        'op.create_index("ix_users_display_name", "users", ["display_name"])',
+    )
+
+    report = validate_migrations(offline=True)
+
+    assert only(report, "offline-sql-failed").revision == "0005"
+    assert only(report, "lint:require-concurrent-index-creation").revision == "0006"
+    assert "0006" in report.linted and "0005" not in report.linted
+
+
+def test_applied_unchanged_revisions_are_not_linted_again_and_the_output_says_so(
+    versions: Path, db_url: URL
+) -> None:
+    applied = validate_migrations(db_url)
+    add_python_revision(
+        versions,
+        "0005_index_users_display_name",
+        "0004",
+        'op.create_index("ix_users_display_name", "users", ["display_name"])',
+    )
+
+    report = validate_migrations(db_url)
+
+    assert report.linted == ["0005"]
+    assert report.lint_unchanged == applied.lint_unchanged
+    assert set(report.lint_unchanged) == {f"{n:04d}" for n in range(1, 5)}
+    assert only(report, "lint:require-concurrent-index-creation").revision == "0005"
+    result = CliRunner().invoke(
+        main, ["validate-migrations", "--database-url", db_url.render_as_string(hide_password=False)]
+    )
+    assert "linted 1, not re-linted 4 applied and unchanged since (checksum): 0001-0004" in result.stdout
+
+
+def test_edited_applied_revision_is_linted_again(versions: Path, db_url: URL) -> None:
+    sql = versions / "0004_create_views.upgrade.sql"
+    sql.write_text(sql.read_text() + "CREATE INDEX ix_users_role ON users (role);\n")
+
+    report = validate_migrations(db_url)
+
+    assert "0004" in report.linted
+    assert "0004" not in report.lint_unchanged
+    assert only(report, "checksum-mismatch").revision == "0004"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.checks.findings import ERROR, WARNING, Finding
+from scripts.migrations import history
 
 FILE_NAME = re.compile(r"^(?P<number>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$")
 NUMBER_PREFIX = re.compile(r"^(?P<number>\d{4})(?!\d)")
@@ -33,12 +34,22 @@ class RevisionFile:
     # squawk rules the revision waives as a whole: ``squawk_ignore = ("rule",)`` in its module,
     # with a comment saying why (for .sql files, ``-- squawk-ignore rule`` above a statement).
     squawk_ignore: tuple[str, ...] = ()
+    sql_files: tuple[Path, ...] = ()  # the SQL files beside it (scripts.migrations.history.revision_files)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Its module and SQL files: what its checksum covers."""
+        return (self.path, *self.sql_files)
+
+    def checksum(self) -> str:
+        return history.checksum_of(self.files)
 
 
 def scan_versions(versions: Path) -> tuple[list[RevisionFile], list[Finding]]:
     """Every revision module in ``versions`` with its ids, read without importing it."""
     revisions: list[RevisionFile] = []
     findings: list[Finding] = []
+    sql_by_stem = history.sql_files_by_stem(versions)
     for path in sorted(versions.glob("*.py")):
         if path.name in NOT_REVISION_FILES or path.name.startswith(EDITOR_LOCK_PREFIX):
             continue
@@ -59,7 +70,7 @@ def scan_versions(versions: Path) -> tuple[list[RevisionFile], list[Finding]]:
             revisions.append(RevisionFile(path, None, (), number))
             continue
         revision, downs, waived = ids
-        revisions.append(RevisionFile(path, revision, downs, number, waived))
+        revisions.append(RevisionFile(path, revision, downs, number, waived, sql_by_stem.get(path.stem, ())))
     return revisions, findings
 
 

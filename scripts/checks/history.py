@@ -93,7 +93,7 @@ def check_history(revisions: list[RevisionFile], state: DatabaseState) -> list[F
             findings.append(_applied_without_history(rev))
         elif event.direction == "downgrade":
             findings.append(_says_downgraded(rev, event))
-        if upgrade is not None and upgrade.checksum and upgrade.checksum != history.checksum(r.path):
+        if upgrade is not None and upgrade.checksum and upgrade.checksum != r.checksum():
             findings.append(_checksum_mismatch(r, upgrade))
         for down in r.down_revisions:
             earlier = last_upgrade.get(down)
@@ -106,6 +106,25 @@ def check_history(revisions: list[RevisionFile], state: DatabaseState) -> list[F
             if last.direction == "upgrade" and rev in files and rev not in applied
         ]
     return findings
+
+
+def unchanged_applied(revisions: list[RevisionFile], state: DatabaseState) -> frozenset[str]:
+    """Applied revisions whose files still match the checksum recorded by their last upgrade:
+    linted before they were applied, and byte for byte the same since."""
+    files = {r.revision: r for r in revisions if r.revision}
+    applied, _, _ = _applied(state.versions, files)
+    last: dict[str, HistoryEvent] = {}
+    for row in state.events or ():
+        if row.success:
+            last[row.revision] = row
+    return frozenset(
+        rev
+        for rev in applied
+        if (event := last.get(rev)) is not None
+        and event.direction == "upgrade"
+        and event.checksum
+        and event.checksum == files[rev].checksum()
+    )
 
 
 def _applied(versions: tuple[str, ...], files: dict[str, RevisionFile]) -> tuple[set[str], set[str], bool]:
@@ -191,7 +210,7 @@ def _says_applied(rev: str, event: HistoryEvent) -> Finding:
 
 
 def _checksum_mismatch(r: RevisionFile, upgrade: HistoryEvent) -> Finding:
-    names = " / ".join(p.name for p in history.revision_files(r.path))
+    names = " / ".join(p.name for p in r.files)
     return Finding(
         "checksum-mismatch",
         ERROR,
@@ -200,7 +219,7 @@ def _checksum_mismatch(r: RevisionFile, upgrade: HistoryEvent) -> Finding:
         f"{names} no longer match(es) the checksum recorded then",
         "restore the applied version (git log -p -- alembic/versions) and put the change in a new "
         "revision (alp-db migration generate); if the edit changes no SQL (a comment), record it: "
-        f"UPDATE migration_history SET checksum = '{history.checksum(r.path)}' WHERE id = {upgrade.id}",
+        f"UPDATE migration_history SET checksum = '{r.checksum()}' WHERE id = {upgrade.id}",
     )
 
 

@@ -10,7 +10,6 @@ see is waived in the SQL itself, next to the statement: ``-- squawk-ignore <rule
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -20,9 +19,9 @@ from pathlib import Path
 
 from scripts.checks.files import RevisionFile
 from scripts.checks.findings import ERROR, WARNING, Finding
+from scripts.checks.rendered import render_all
 from scripts.db.engine import first_line
 from scripts.errors import LintUnavailable
-from scripts.migrations import history
 
 # The oldest server the project supports is PostgreSQL 13: rules judge costs on it, e.g.
 # ADD COLUMN with a constant DEFAULT has been metadata-only since PostgreSQL 11.
@@ -69,8 +68,9 @@ EMPTY_DATABASE_REVISIONS = frozenset({"0001", "0002", "0003", "0004"})
 # Downgrades drop what their upgrade created; linting them would flag every DROP. A rollback
 # is a deliberate, reviewed act (alp-db migration rollback asks first), so only the way up is linted.
 UNLINTED_SQL_SUFFIXES = (".downgrade.sql",)
-# The statements that end a revision in Alembic's offline output: the alembic_version write.
-_VERSION_WRITE = re.compile(r"^(?:UPDATE|INSERT INTO|DELETE FROM) alembic_version\b", re.MULTILINE)
+
+# Paths per squawk process: well under any command-line limit (ARG_MAX), few processes.
+FILES_PER_PROCESS = 500
 
 # squawk reports every unparseable token; the first one per unit is what a person needs.
 SYNTAX_ERROR_RULE = "syntax-error"
@@ -134,33 +134,54 @@ def squawk_argv(unit: LintUnit, squawk: Path) -> list[str]:
 
 
 def lint(units: list[LintUnit], *, cwd: Path) -> list[Violation]:
-    """Run squawk over each unit (its flags depend on the revision) and collect violations.
+    """Run squawk over the units and collect violations.
 
-    ``cwd`` is the project root, where squawk would also read a ``.squawk.toml`` if one is added.
+    Units that take the same flags (their excluded rules depend on the revision) go to one
+    squawk process, whose JSON names the file of each violation: a few processes for the
+    whole tree rather than one per file. ``cwd`` is the project root, where squawk would
+    also read a ``.squawk.toml`` if one is added.
     """
     if not units:
         return []
     squawk = squawk_binary()
+    groups: dict[tuple[str, ...], list[LintUnit]] = {}
+    for unit in units:
+        groups.setdefault(tuple(squawk_argv(unit, squawk)[:-1]), []).append(unit)
+    violations: list[Violation] = []
+    for flags, members in groups.items():
+        for start in range(0, len(members), FILES_PER_PROCESS):
+            violations += _lint_group(list(flags), members[start : start + FILES_PER_PROCESS], cwd)
+    order = {id(unit): n for n, unit in enumerate(units)}
+    return sorted(violations, key=lambda v: (order[id(v.unit)], v.line))
+
+
+def _lint_group(flags: list[str], units: list[LintUnit], cwd: Path) -> list[Violation]:
+    result = subprocess.run(
+        [*flags, *(str(u.path) for u in units)], capture_output=True, text=True, cwd=cwd, check=False
+    )
+    try:
+        reported = json.loads(result.stdout) if result.stdout.strip() else []
+    except json.JSONDecodeError:
+        reported = None
+    if result.returncode not in (0, 1) or reported is None or (result.returncode and not reported):
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        what = units[0].label if len(units) == 1 else f"{len(units)} files ({units[0].label}, ...)"
+        raise LintUnavailable(
+            f"squawk could not lint {what}: {detail[0] if detail else 'no output'}",
+            f"run {flags[0]} --reporter=json {units[0].path} to see why",
+        )
+    by_file: dict[str, list[dict[str, object]]] = {}
+    for item in reported:
+        by_file.setdefault(str(item.get("file")), []).append(item)
     violations: list[Violation] = []
     for unit in units:
-        result = subprocess.run(
-            squawk_argv(unit, squawk), capture_output=True, text=True, cwd=cwd, check=False
-        )
-        try:
-            reported = json.loads(result.stdout) if result.stdout.strip() else []
-        except json.JSONDecodeError:
-            reported = None
-        if result.returncode not in (0, 1) or reported is None or (result.returncode and not reported):
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise LintUnavailable(
-                f"squawk could not lint {unit.label}: {detail[0] if detail else 'no output'}",
-                f"run {squawk} --reporter=json {unit.path} to see why",
-            )
-        violations += _violations(unit, reported)
+        violations += _violations(unit, by_file.get(str(unit.path), []))
     return violations
 
 
 def _violations(unit: LintUnit, reported: list[dict[str, object]]) -> list[Violation]:
+    if not reported:
+        return []
     lines = unit.path.read_text().splitlines()
     found: list[Violation] = []
     syntax_error_seen = False
@@ -185,59 +206,80 @@ def _violations(unit: LintUnit, reported: list[dict[str, object]]) -> list[Viola
     return found
 
 
-def lint_revisions(revisions: list[RevisionFile], *, alembic_can_load: bool) -> list[Finding]:
-    """squawk over each revision's SQL files; Python-only revisions through their offline SQL."""
+@dataclass
+class LintOutcome:
+    findings: list[Finding]
+    linted: list[str]  # revisions whose SQL squawk read
+    # applied revisions whose files match the checksum recorded when they were applied: they
+    # were linted before they were applied and cannot have changed since, so are not re-read
+    unchanged: list[str]
+
+
+def lint_revisions(
+    revisions: list[RevisionFile], *, alembic_can_load: bool, unchanged: frozenset[str] = frozenset()
+) -> LintOutcome:
+    """squawk over each revision's SQL files; Python-only revisions through their offline SQL,
+    rendered for the whole range in one Alembic run (scripts.checks.rendered)."""
     from scripts.project import project_home
 
     findings: list[Finding] = []
+    outcome = LintOutcome(findings, [], [])
+    units: list[LintUnit] = []
+    to_render: list[RevisionFile] = []
+    for r in revisions:
+        if r.revision is None:
+            continue
+        if r.revision in unchanged:
+            outcome.unchanged.append(r.revision)
+            continue
+        sql_files = [p for p in r.sql_files if not p.name.endswith(UNLINTED_SQL_SUFFIXES)]
+        if sql_files:
+            units += [LintUnit(r.revision, p.name, p, waived=r.squawk_ignore) for p in sql_files]
+            outcome.linted.append(r.revision)
+        elif len(r.down_revisions) <= 1:  # a merge revision only joins branches: nothing to render
+            to_render.append(r)
     with tempfile.TemporaryDirectory(prefix="alp-db-lint-") as tmp:
-        units: list[LintUnit] = []
-        for r in revisions:
-            if r.revision is None:
-                continue
-            sql_files = [
-                p for p in history.revision_files(r.path)[1:] if not p.name.endswith(UNLINTED_SQL_SUFFIXES)
-            ]
-            if sql_files:
-                units += [LintUnit(r.revision, p.name, p, waived=r.squawk_ignore) for p in sql_files]
-            elif len(r.down_revisions) <= 1:  # a merge revision only joins branches: nothing to render
-                unit_or_finding = _rendered_unit(r, Path(tmp), alembic_can_load)
-                if isinstance(unit_or_finding, Finding):
-                    findings.append(unit_or_finding)
-                else:
-                    units.append(unit_or_finding)
+        if to_render and not alembic_can_load:
+            findings += [_not_loadable(r) for r in to_render]
+        elif to_render:
+            rendered = render_all({str(r.revision) for r in to_render})
+            for r in to_render:
+                assert r.revision is not None
+                if r.revision in rendered.failed:
+                    findings.append(_render_failed(r, rendered.failed[r.revision]))
+                    continue
+                path = Path(tmp) / f"{r.path.stem}.offline.sql"
+                path.write_text(rendered.sql.get(r.revision, "BEGIN;\n\nCOMMIT;\n"))
+                label = f"{r.path.name} (offline SQL)"
+                units.append(LintUnit(r.revision, label, path, rendered=True, waived=r.squawk_ignore))
+                outcome.linted.append(r.revision)
         findings += [_lint_finding(v) for v in lint(units, cwd=project_home())]
-    return findings
+    return outcome
 
 
-def _rendered_unit(r: RevisionFile, tmp: Path, alembic_can_load: bool) -> LintUnit | Finding:
-    assert r.revision is not None
+def _not_loadable(r: RevisionFile) -> Finding:
+    return Finding(
+        "lint-skipped",
+        WARNING,
+        r.revision,
+        f"{r.path.name} was not linted: Alembic cannot load the revisions while the errors above remain",
+        "fix those errors, then run validate-migrations again",
+    )
+
+
+def _render_failed(r: RevisionFile, exc: BaseException) -> Finding:
     command = f"alembic upgrade {r.down_revisions[0] if r.down_revisions else 'base'}:{r.revision} --sql"
-    if not alembic_can_load:
-        return Finding(
-            "lint-skipped",
-            WARNING,
-            r.revision,
-            f"{r.path.name} was not linted: Alembic cannot load the revisions while the errors above remain",
-            "fix those errors, then run validate-migrations again",
-        )
-    path = tmp / f"{r.path.stem}.offline.sql"
-    try:
-        path.write_text(offline_sql(r.revision, r.down_revisions[0] if r.down_revisions else None))
-    except Exception as exc:  # revision code is the user's: whatever it raises is the finding
-        detail = first_line(exc, None, default="")
-        # DBAs review and apply the offline SQL, so a revision must render in offline mode
-        return Finding(
-            "offline-sql-failed",
-            ERROR,
-            r.revision,
-            f"{r.path.name} cannot be rendered as offline SQL ({type(exc).__name__}: {detail}), "
-            "so a DBA cannot review it and it was not linted",
-            f"run `{command}` to see the error; a revision must not read the database in upgrade() "
-            "(use op.execute with SQL, or the batched data-migration helper, which emits a SQL loop offline)",
-        )
-    label = f"{r.path.name} (offline SQL)"
-    return LintUnit(r.revision, label, path, rendered=True, waived=r.squawk_ignore)
+    detail = first_line(exc, None, default="")
+    # DBAs review and apply the offline SQL, so a revision must render in offline mode
+    return Finding(
+        "offline-sql-failed",
+        ERROR,
+        r.revision,
+        f"{r.path.name} cannot be rendered as offline SQL ({type(exc).__name__}: {detail}), "
+        "so a DBA cannot review it and it was not linted",
+        f"run `{command}` to see the error; a revision must not read the database in upgrade() "
+        "(use op.execute with SQL, or the batched data-migration helper, which emits a SQL loop offline)",
+    )
 
 
 def _lint_finding(v: Violation) -> Finding:
@@ -256,30 +298,3 @@ def _lint_finding(v: Violation) -> Finding:
     return Finding(
         f"lint:{v.rule}", ERROR, unit.revision, f"{where}: {v.message.rstrip('.')}{statement}", how_to_fix
     )
-
-
-def offline_sql(revision: str, down_revision: str | None) -> str:
-    """The statements of one revision in Alembic's offline SQL, wrapped in its transaction.
-
-    The runtime's preamble (timeouts, migration_history DDL) and the alembic_version and
-    history writes are left out: they are ours, not the revision's.
-    """
-    import io
-
-    from alembic import command
-
-    from scripts.migrations import api as migrations
-
-    buffer = io.StringIO()
-    config = migrations.alembic_config(None, stdout=buffer)
-    config.output_buffer = buffer
-    config.attributes["configure_logger"] = False  # keep Alembic's INFO lines off stderr
-    command.upgrade(config, f"{down_revision}:{revision}" if down_revision else revision, sql=True)
-    rendered = buffer.getvalue()
-    marker = re.search(rf"^-- Running upgrade .*-> {re.escape(revision)}\s*$", rendered, re.MULTILINE)
-    start = marker.end() if marker else 0
-    end = _VERSION_WRITE.search(rendered, start)
-    body = rendered[start : end.start() if end else len(rendered)].strip()
-    # Alembic opened the revision's transaction before the marker and commits after the
-    # version write; an autocommit block shows inside as COMMIT; ...; BEGIN;
-    return f"BEGIN;\n\n{body}\n\nCOMMIT;\n"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from scripts.checks.files import BREAKS_ALEMBIC, check_files, check_heads, find_heads, scan_versions
 from scripts.checks.findings import ERROR, WARNING, Finding
-from scripts.checks.history import check_history, read_database_state
+from scripts.checks.history import DatabaseState, check_history, read_database_state, unchanged_applied
 from scripts.checks.lint import lint_revisions
 from scripts.errors import DatabaseUnreachable, DevDatabaseError
 
@@ -36,6 +36,9 @@ class ValidationReport:
     revisions: int
     heads: list[str]
     database: str | None = None  # the database checked, password hidden
+    linted: list[str] = field(default_factory=list)  # revisions whose SQL was linted
+    # applied revisions not linted again: their files match the checksum recorded when applied
+    lint_unchanged: list[str] = field(default_factory=list)
     errors: int = field(init=False)
     warnings: int = field(init=False)
 
@@ -65,9 +68,10 @@ def validate_migrations(database_url: str | URL | None = None, *, offline: bool 
     heads = find_heads(revisions)
     findings += check_files(revisions, versions) + check_heads(heads)
     loadable = not any(f.code in BREAKS_ALEMBIC for f in findings)
-    findings += lint_revisions(revisions, alembic_can_load=loadable)
     checked = ["files", "lint"]
     database = None
+    state: DatabaseState | None = None
+    not_checked: list[Finding] = []
     if not offline:
         from scripts.db.target import resolve_url
         from scripts.db.urls import redact
@@ -76,7 +80,7 @@ def validate_migrations(database_url: str | URL | None = None, *, offline: bool 
             url = resolve_url(database_url)
             state = read_database_state(url)
         except (DatabaseUnreachable, DevDatabaseError) as exc:
-            findings.append(
+            not_checked.append(
                 Finding(
                     "database-not-checked",
                     WARNING,
@@ -86,13 +90,20 @@ def validate_migrations(database_url: str | URL | None = None, *, offline: bool 
                 )
             )
         else:
-            findings += check_history(revisions, state)
             checked.append("history")
             database = redact(url)
+    # the database is read first so that what it applied unchanged is not linted again
+    unchanged = unchanged_applied(revisions, state) if state is not None else frozenset()
+    lint = lint_revisions(revisions, alembic_can_load=loadable, unchanged=unchanged)
+    findings += lint.findings + not_checked
+    if state is not None:
+        findings += check_history(revisions, state)
     return ValidationReport(
         findings=findings,
         checked=checked,
         revisions=sum(1 for r in revisions if r.revision),
         heads=heads,
         database=database,
+        linted=lint.linted,
+        lint_unchanged=lint.unchanged,
     )
