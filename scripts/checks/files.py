@@ -35,6 +35,7 @@ class RevisionFile:
     # with a comment saying why (for .sql files, ``-- squawk-ignore rule`` above a statement).
     squawk_ignore: tuple[str, ...] = ()
     sql_files: tuple[Path, ...] = ()  # the SQL files beside it (scripts.migrations.history.revision_files)
+    docstring: str | None = None
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -69,15 +70,17 @@ def scan_versions(versions: Path) -> tuple[list[RevisionFile], list[Finding]]:
             )
             revisions.append(RevisionFile(path, None, (), number))
             continue
-        revision, downs, waived = ids
-        revisions.append(RevisionFile(path, revision, downs, number, waived, sql_by_stem.get(path.stem, ())))
+        revision, downs, waived, doc = ids
+        sql = sql_by_stem.get(path.stem, ())
+        revisions.append(RevisionFile(path, revision, downs, number, waived, sql, doc))
     return revisions, findings
 
 
-def _module_ids(path: Path) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """revision, down_revisions and squawk_ignore of a revision module, read statically."""
+def _module_ids(path: Path) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
+    """revision, down_revisions, squawk_ignore and docstring of a revision module, read statically."""
     values: dict[str, object] = {}
-    for node in ast.parse(path.read_text(), filename=path.name).body:
+    module = ast.parse(path.read_text(), filename=path.name)
+    for node in module.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -90,7 +93,7 @@ def _module_ids(path: Path) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     if not isinstance(revision, str) or not revision:
         raise ValueError("no `revision = '...'` string")
     downs = _strings(values.get("down_revision"), "down_revision")
-    return revision, downs, _strings(values.get(WAIVER_NAME), WAIVER_NAME)
+    return revision, downs, _strings(values.get(WAIVER_NAME), WAIVER_NAME), ast.get_docstring(module)
 
 
 def _strings(value: object, name: str) -> tuple[str, ...]:
@@ -112,6 +115,7 @@ def check_files(revisions: list[RevisionFile], versions: Path) -> list[Finding]:
     findings: list[Finding] = []
     known = [r for r in revisions if r.revision]
     ids = {r.revision for r in known}
+    free = next_free_number(revisions)
     for r in revisions:
         if not FILE_NAME.match(r.path.name):
             findings.append(
@@ -121,8 +125,8 @@ def check_files(revisions: list[RevisionFile], versions: Path) -> list[Finding]:
                     r.revision,
                     f"{r.path.name}: a revision file is named NNNN_description.py "
                     "(four digits, then a snake_case description)",
-                    "rename it (git mv) to the next free number, e.g. "
-                    "0005_add_user_preferences.py, and set revision to that number",
+                    f"rename it (git mv) to the next free number: {_suggested_name(r, free)}, "
+                    f'and set revision = "{free}"',
                 )
             )
         elif r.revision is not None and r.revision != r.number:
@@ -142,7 +146,8 @@ def check_files(revisions: list[RevisionFile], versions: Path) -> list[Finding]:
                 ERROR,
                 revision,
                 f"revision {revision} is defined by more than one file: {', '.join(paths)}",
-                "renumber the later file to the next free number and point its down_revision at the other",
+                f"renumber the later file to the next free number, {free}, "
+                "and point its down_revision at the other",
             )
         )
     for r in known:
@@ -218,3 +223,71 @@ def check_heads(heads: list[str]) -> list[Finding]:
             "the next number), or join them with `alembic merge heads -m merge_branches --rev-id NNNN`",
         )
     ]
+
+
+def next_free_number(revisions: list[RevisionFile]) -> str:
+    """The four-digit id after every number a file or a revision id uses."""
+    used = [int(r.number) for r in revisions if r.number]
+    used += [int(r.revision) for r in revisions if r.revision and r.revision.isdigit()]
+    return f"{max(used, default=0) + 1:04d}"
+
+
+def _suggested_name(r: RevisionFile, free: str) -> str:
+    """``ab85260f2871_add_user_preferences.py`` -> ``0005_add_user_preferences.py``."""
+    from scripts.errors import ConfigError
+    from scripts.migrations.revisions import validate_name
+
+    slug = re.sub(r"^[0-9a-f]{12}_|^\d+_", "", r.path.stem).lower()
+    try:
+        return f"{free}_{validate_name(slug)}.py"
+    except ConfigError:
+        return f"{free}_<what_it_does>.py (snake_case, e.g. {free}_add_user_preferences.py)"
+
+
+# The prose of alembic/script.py.mako's docstring that a new revision's author replaces. A revision
+# that still carries it tells a reviewer nothing about its locks (tests check these are in the template).
+TEMPLATE_PLACEHOLDERS: tuple[str, ...] = (
+    "What it locks: describe the locks taken",
+    "Runbook for production: how long, what it blocks, how to undo.",
+)
+
+
+def check_descriptions(revisions: list[RevisionFile]) -> list[Finding]:
+    """Names that say what the revision does (the rule ``migration generate`` applies), and
+    docstrings that no longer carry the template's placeholders."""
+    from scripts.errors import ConfigError
+    from scripts.migrations.revisions import NAME_HINT, validate_name
+
+    findings: list[Finding] = []
+    for r in revisions:
+        named = FILE_NAME.match(r.path.name)
+        if named and r.revision is not None:
+            try:
+                validate_name(named["slug"])
+            except ConfigError as exc:
+                findings.append(
+                    Finding(
+                        "vague-name",
+                        WARNING,
+                        r.revision,
+                        f"{r.path.name}: {exc.message}",
+                        f"{NAME_HINT}; if the revision is not applied anywhere yet, rename it, keeping its "
+                        "number (git mv, its .sql files too); an applied one keeps its name, as its "
+                        "checksum covers it",
+                    )
+                )
+        placeholders = [p for p in TEMPLATE_PLACEHOLDERS if r.docstring and p in r.docstring]
+        if placeholders:
+            findings.append(
+                Finding(
+                    "placeholder-docstring",
+                    ERROR,
+                    r.revision,
+                    f"{r.path.name}: the docstring still has the template's placeholder "
+                    f"{placeholders[0]!r}: a reviewer cannot tell what the revision locks",
+                    "replace it with what the revision locks and for how long (e.g. 'SHARE UPDATE EXCLUSIVE "
+                    "on attempts while the index builds concurrently; reads and writes go on') and, if it is "
+                    "risky in production, a short runbook: how long, what it blocks, how to undo",
+                )
+            )
+    return findings

@@ -17,7 +17,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from scripts.checks.files import BREAKS_ALEMBIC, check_files, check_heads, find_heads, scan_versions
+from scripts.checks.files import (
+    BREAKS_ALEMBIC,
+    check_descriptions,
+    check_files,
+    check_heads,
+    find_heads,
+    scan_versions,
+)
 from scripts.checks.findings import ERROR, WARNING, Finding
 from scripts.checks.history import DatabaseState, check_history, read_database_state, unchanged_applied
 from scripts.checks.lint import lint_revisions
@@ -66,7 +73,7 @@ def validate_migrations(database_url: str | URL | None = None, *, offline: bool 
     versions = migrations.versions_dir()
     revisions, findings = scan_versions(versions)
     heads = find_heads(revisions)
-    findings += check_files(revisions, versions) + check_heads(heads)
+    findings += check_files(revisions, versions) + check_heads(heads) + check_descriptions(revisions)
     loadable = not any(f.code in BREAKS_ALEMBIC for f in findings)
     checked = ["files", "lint"]
     database = None
