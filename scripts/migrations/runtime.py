@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from typing import Any, cast
 
@@ -35,6 +35,7 @@ from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationF
 from scripts.migrations import history
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
+from scripts.migrations.lock_retries import LockRetries, heads_of
 from scripts.migrations.settings import RuntimeSettings
 
 ENV_ALLOW_CHANGED = "ALP_DB_ALLOW_CHANGED_REVISIONS"
@@ -62,7 +63,14 @@ def run(context: Any) -> None:
 class Recorder:
     """``on_version_apply``: a migration_history row per revision, and what the run did."""
 
-    def __init__(self, done: list[str] | None = None, *, history_ready: bool = True) -> None:
+    def __init__(
+        self,
+        done: list[str] | None = None,
+        *,
+        history_ready: bool = True,
+        next_step: Callable[[Connection, Collection[str], str], None] | None = None,
+    ) -> None:
+        self.next_step = next_step  # prepares the revision that runs after this one
         self.mark = time.monotonic()  # when the step now running started
         self.done = done if done is not None else []  # revisions applied or undone, in order
         self.heads: set[str] = set()
@@ -91,6 +99,8 @@ class Recorder:
         ctx.execute(row.insert())
         self.done.append(script.revision)
         self.restart()
+        if self.next_step is not None and not ctx.as_sql:
+            self.next_step(ctx.connection, self.heads, direction)  # type: ignore[arg-type]
 
 
 def row_for(
@@ -240,7 +250,22 @@ def _migrate(
     if not shared:
         conn.commit()  # so that Alembic starts each revision's transaction itself
     # callers (scripts.migrations.api) read back what this run did, decided under the lock
-    recorder = Recorder(context.config.attributes.setdefault("steps_done", []), history_ready=history_ready)
+    done = context.config.attributes.setdefault("steps_done", [])
+    direction = command.direction
+    retries: LockRetries | None = None
+    if command.runs_revisions and not shared:
+        direction = direction or direction_towards(context, heads_of(conn))
+        retries = LockRetries(settings, notice) if direction else None
+    heads_now = lambda: heads_of(conn, context.get_context())  # noqa: E731
+    recorder = Recorder(
+        done,
+        history_ready=history_ready,
+        next_step=(
+            (lambda c, heads, way: retries.prepare(c, running_revision(context.script, heads, way)))
+            if retries is not None
+            else None
+        ),
+    )
     context.configure(
         connection=conn,
         transaction_per_migration=True,
@@ -249,17 +274,35 @@ def _migrate(
     )
     try:
         recorder.restart()
-        context.run_migrations()
+        if retries is None:
+            context.run_migrations()
+        else:
+            retries.watch_autocommit(context.get_context())
+            retries.run(
+                conn,
+                context.run_migrations,
+                lambda: running_revision(context.script, heads_now(), direction),
+                can_resume=lambda: not (recorder.done and relative_destination(context)),
+            )
         if not recorder.done:  # else on_version_apply already saw the final heads
             recorder.heads = set(context.get_context().get_current_heads())
         context.config.attributes["heads_after"] = tuple(sorted(recorder.heads))
     except DBAPIError as exc:
-        error = describe_failure(exc, conn.engine.url, settings, conn)
+        error = describe_failure(exc, conn.engine.url, settings, conn, retries)
         _record_failure(context, lock_conn, command, recorder, str(error))
         raise error from exc
     except AlpDbError as exc:
         _record_failure(context, lock_conn, command, recorder, str(exc))
         raise
+
+
+def relative_destination(context: EnvironmentContext) -> bool:
+    """``+2`` / ``-1`` / ``0003-1``: re-running after progress would overshoot, so no retry."""
+    try:
+        destination = context.get_revision_argument()
+    except (KeyError, CommandError):
+        return True
+    return isinstance(destination, str) and ("+" in destination or "-" in destination)
 
 
 def _record_failure(
@@ -321,7 +364,11 @@ def apply_timeouts(conn: Connection, settings: RuntimeSettings) -> None:
 
 
 def describe_failure(
-    exc: DBAPIError, url: URL, settings: RuntimeSettings, conn: Connection | None = None
+    exc: DBAPIError,
+    url: URL,
+    settings: RuntimeSettings,
+    conn: Connection | None = None,
+    retries: LockRetries | None = None,
 ) -> AlpDbError:
     """One line for a failed revision; a lock wait that timed out names the table it waited for."""
     from scripts.migrations.blockers import held_by_others, tables_in_statement
@@ -333,8 +380,17 @@ def describe_failure(
         if conn is not None:
             tables = held_by_others(conn, tables) or tables
         named = ", ".join(tables) if tables else "a table"
+        tried = max(retries.attempts.values(), default=1) if retries is not None else 1
+        if retries is not None and tried > 1:
+            return LockTimeout(
+                f"lock timeout: {tried} attempts over the {settings.lock_retry_budget:g}s retry budget"
+                f" could not lock {named} (the last waited {retries.last_timeout});"
+                " another session holds it",
+                "find it in pg_stat_activity / pg_locks, then retry, or raise ALP_DB_LOCK_RETRY_BUDGET",
+            )
+        waited = retries.last_timeout if retries is not None else settings.lock_timeout
         return LockTimeout(
-            f"lock timeout: waited {settings.lock_timeout} for a lock on {named}; another session holds it",
+            f"lock timeout: waited {waited} for a lock on {named}; another session holds it",
             "find it in pg_stat_activity / pg_locks, then retry, or raise ALP_DB_LOCK_TIMEOUT",
         )
     if code == sqlstate.INSUFFICIENT_PRIVILEGE:
