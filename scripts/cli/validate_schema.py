@@ -6,13 +6,7 @@ import sys
 
 import click
 
-from scripts.cli.common import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
-    database_url_option,
-    handle_errors,
-    report_format_option,
-)
+from scripts.cli.common import database_url_option, handle_errors, report_format_option
 
 
 @click.command("validate-schema")
@@ -24,9 +18,10 @@ def validate_schema(database_url: str | None, fmt: str) -> None:
 
     Exit status: 0 the schema matches (warnings allowed), 1 drift, 2 could not check.
     """
+    from scripts.findings import exit_code
     from scripts.schema_diff import validate_schema as run
     from scripts.schema_diff.report import render_text
 
     report = run(database_url)
     click.echo(report.to_json() if fmt == "json" else render_text(report))
-    sys.exit(EXIT_PROBLEMS if report.drift else EXIT_OK)
+    sys.exit(exit_code(report.findings))

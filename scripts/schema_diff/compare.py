@@ -6,9 +6,9 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
+from scripts.findings import Finding, Severity
 from scripts.partitions import Period
 from scripts.schema_diff.catalog import CatalogState, ColumnState, TableState
-from scripts.schema_diff.findings import Finding, Severity
 from scripts.schema_diff.owned import OwnedObjects
 
 ABSENT = "(absent)"
@@ -31,7 +31,7 @@ PERIOD_PARTITION = re.compile(r"\d{4}(_\d{2})?")
 
 
 def finding(
-    kind: str, obj: str, expected: str, actual: str, fix: str, severity: Severity = "error"
+    kind: str, obj: str, expected: str, actual: str, fix: str, severity: Severity = Severity.ERROR
 ) -> Finding:
     return Finding(kind, obj, severity, expected, actual, fix)
 
@@ -64,7 +64,7 @@ def compare_tables(
                 f"{name} attached to {parent}, or gone",
                 f"table {name}, detached from {parent}",
                 f"drop it once it is archived, or attach it back (ALTER TABLE {parent} ATTACH PARTITION ...)",
-                "warning",
+                Severity.WARNING,
             )
             continue
         yield finding("table", name, "(not in the models)", f"table {name}", FIX_UNEXPECTED)
@@ -277,7 +277,7 @@ def partition_coverage(missing: dict[str, list[Period]], now: dt.datetime) -> It
                 f"a partition of {table} from {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d}",
                 ABSENT,
                 FIX_PARTITIONS,
-                "warning",
+                Severity.WARNING,
             )
             if current:
                 break

@@ -30,6 +30,8 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from scripts.db.engine import first_line
+from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, sqlstate
 from scripts.errors import AlpDbError
 from scripts.schema_diff import model as m
 from scripts.schema_diff.catalog import (
@@ -42,7 +44,6 @@ from scripts.schema_diff.catalog import (
 )
 
 TEMP_SCHEMA = "pg_temp"
-INSUFFICIENT_PRIVILEGE = "42501"
 HOST_PREFIX = "alp_validate_host_"
 TYPES_TABLE = "alp_validate_types"
 
@@ -214,9 +215,9 @@ class Normaliser:
             with self.conn.begin_nested():
                 self.conn.execute(ddl)  # type: ignore[call-overload]
         except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
                 raise  # no TEMPORARY right: the caller says the schema could not be checked
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            first = first_line(exc, self.conn.engine.url)
             raise CannotNormalise(
                 f"the server rejected {what} as the models declare them: {first}",
                 "fix the model (an expression PostgreSQL cannot parse cannot match the database)",
@@ -290,9 +291,9 @@ def normalise_views(conn: Connection, definitions: dict[str, str]) -> dict[str, 
                 # The definition comes from the checked-in constant, never from user input.
                 conn.exec_driver_sql(f"CREATE TEMPORARY VIEW {prep.quote(temp)} AS {definition}")
         except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
                 raise
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            first = first_line(exc, conn.engine.url)
             failed[name] = f"(cannot be rebuilt on this database: {first})"
             continue
         temp_names[temp] = name

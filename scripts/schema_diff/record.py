@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
-from scripts.db.engine import connect, make_engine
-from scripts.db.target import resolve_url
+from scripts.db.engine import session
 from scripts.migrations.api import versions_dir
 from scripts.schema_diff.owned import capture, render_module
 
 
 def record_owned(database_url: str | URL | None = None) -> str:
     """The source of owned_objects.py for a database at head."""
-    engine = make_engine(resolve_url(database_url))
-    try:
-        with connect(engine) as conn:
-            return render_module(capture(conn, versions_dir()))
-    finally:
-        engine.dispose()
+    with session(database_url) as conn:
+        return render_module(capture(conn, versions_dir()))
