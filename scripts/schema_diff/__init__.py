@@ -9,9 +9,10 @@ compare, report.
 
 from __future__ import annotations
 
+from scripts.errors import CannotCheck
 from scripts.findings import Finding
 from scripts.schema_diff.findings import SchemaReport
 from scripts.schema_diff.owned import OwnedObjects
-from scripts.schema_diff.validate import CannotCheck, validate_schema
+from scripts.schema_diff.validate import validate_schema
 
 __all__ = ["CannotCheck", "Finding", "OwnedObjects", "SchemaReport", "validate_schema"]
