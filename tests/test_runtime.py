@@ -14,6 +14,7 @@ from scripts.db.engine import make_engine
 from scripts.errors import ChecksumMismatch, LockTimeout, MigrationFailed
 from scripts.migrations import api as migrations
 from scripts.migrations.api import alembic_config
+from tests.polling import wait_for_sql
 from tests.project import REPO_ROOT
 
 REVISIONS = ["0001", "0002", "0003", "0004"]
@@ -192,22 +193,9 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
     assert "waiting for another migration" in err_second
 
 
-def wait_for(url: URL, sql: str, timeout_s: float = 30) -> None:
+def wait_for(url: URL, sql: str) -> None:
     """Poll until ``sql`` returns a non-zero count."""
-    import time
-
-    engine = make_engine(url)
-    deadline = time.monotonic() + timeout_s
-    try:
-        with engine.connect() as conn:
-            while time.monotonic() < deadline:
-                if conn.scalar(text(sql)):
-                    return
-                conn.rollback()
-                time.sleep(0.02)
-    finally:
-        engine.dispose()
-    raise AssertionError(f"condition never held: {sql}")
+    wait_for_sql(url, sql)
 
 
 def test_migrate_refuses_when_an_applied_revision_was_edited(project, db_url: URL):

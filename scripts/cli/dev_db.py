@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from scripts.cli.common import handle_errors, interactive
+from scripts.cli.common import EXIT_OK, EXIT_PROBLEMS, handle_errors, interactive
 
 
 @click.group("dev-db")
@@ -49,18 +49,19 @@ def dev_db_stop() -> None:
 @dev_db.command("status")
 @handle_errors
 def dev_db_status() -> None:
-    """Say whether the local database exists and runs."""
+    """Say whether the local database exists and runs: exit 0 running, 1 stopped or absent."""
     from scripts.db import devdb
 
     cluster = devdb.dev_cluster()
     if not cluster.initialised():
         click.echo(f"not initialised ({cluster.home})")
-        sys.exit(3)
+        sys.exit(EXIT_PROBLEMS)
     running = cluster.running()
     click.echo(
         f"{'running' if running else 'stopped'}: PostgreSQL {cluster.server_version()} in {cluster.home}"
     )
-    sys.exit(0 if running else 3)
+    # README exit codes: a stopped database is a finding (1), not a failure to look (2)
+    sys.exit(EXIT_OK if running else EXIT_PROBLEMS)
 
 
 @dev_db.command("url")
