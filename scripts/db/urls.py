@@ -22,6 +22,20 @@ DRIVER = "postgresql+psycopg2"
 # Scheme spellings that mean PostgreSQL: libpq accepts both; all map to psycopg2.
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg2"})
 
+# URL parts and query parameters that libpq also reads from the environment
+# (libpq, "Environment Variables").
+LIBPQ_ENV = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "options": "PGOPTIONS",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
 
 
@@ -115,3 +129,23 @@ def libpq_url(url: URL, *, hide_password: bool = True) -> str:
         for value in ((values,) if isinstance(values, str) else values)
     )
     return f"postgresql://{userinfo}{host}{port}{database}" + (f"?{query}" if query else "")
+
+
+def libpq_environment(url: URL) -> dict[str, str]:
+    """PGHOST, PGPORT, PGUSER, PGDATABASE (and the libpq query parameters) for ``url``.
+
+    Never the password: a program gets it from a password file (libpq, "The Password File").
+    """
+    env: dict[str, str] = {}
+    if url.host:
+        env["PGHOST"] = url.host
+    if url.port:
+        env["PGPORT"] = str(url.port)
+    for key, value in url.query.items():
+        if key in LIBPQ_ENV and isinstance(value, str):
+            env[LIBPQ_ENV[key]] = value
+    if url.username:
+        env["PGUSER"] = url.username
+    if url.database:
+        env["PGDATABASE"] = url.database
+    return env
