@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Connection, Engine
@@ -71,20 +70,6 @@ def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
         f"cannot reach the database at {where}: {detail or 'connection failed'}",
         "check the host and port, and that the server is running (pg_isready)",
     )
-
-
-@contextmanager
-def session(database_url: str | URL | None = None, **engine_options: Any) -> Iterator[Connection]:
-    """Resolve the database (option > ``DATABASE_URL`` > dev database), connect, and dispose
-    of the engine afterwards: the sequence every command runs."""
-    from scripts.db.target import resolve_url
-
-    engine = make_engine(resolve_url(database_url), **engine_options)
-    try:
-        with connect(engine) as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 @contextmanager
