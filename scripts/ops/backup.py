@@ -119,7 +119,7 @@ def server_version_of(url: URL) -> tuple[str, int]:
     """The server's version ("15.8") and major (15), asked over a connection of our own."""
     from sqlalchemy import text
 
-    from scripts.db.engine import session
+    from scripts.db.target import session
 
     with session(url) as conn:
         row = conn.execute(

@@ -29,7 +29,8 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from scripts.db.clients import Client
-from scripts.db.engine import first_line, session
+from scripts.db.engine import first_line
+from scripts.db.target import session
 from scripts.errors import BackupFailed
 
 # Every table that holds rows: plain tables and partitions (a partitioned parent holds none itself).

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts.db.engine import session
-from scripts.db.target import resolve_url
+from scripts.db.target import resolve_url, session
 from scripts.db.urls import redact
 
 PING_ROUNDS = 5

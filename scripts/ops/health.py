@@ -139,8 +139,8 @@ def check_health(
     """Read the monitoring views and judge them; raise HealthCheckFailed if they are missing."""
     from sqlalchemy.exc import DBAPIError
 
-    from scripts.db.engine import first_line, session
-    from scripts.db.target import resolve_url
+    from scripts.db.engine import first_line
+    from scripts.db.target import resolve_url, session
 
     limits = thresholds or Thresholds()
     url = resolve_url(database_url)
