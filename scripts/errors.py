@@ -96,3 +96,7 @@ class PartitionOverlap(PartitionError):
 
 class DataMigrationError(AlpDbError):
     """A batched data migration cannot run: unknown table or key, unusable SET/WHERE, a clash."""
+
+
+class PlanFailed(AlpDbError):
+    """``migration plan`` could not build or use its scratch copy; the target is unchanged."""
