@@ -18,6 +18,7 @@ from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
 from scripts.migrations.plan import MigrationPlan, RevisionPlan, plan_migrations
+from scripts.migrations.plan_check import docstring_gaps
 from scripts.migrations.scratch import SCRATCH_PREFIX
 from tests.project import ProjectCopy
 
@@ -235,3 +236,61 @@ def test_cli_exits_1_and_says_why_when_a_revision_blocks_writes_on_a_table_with_
 def test_nothing_pending_needs_no_scratch_copy(db_url):
     plan = plan_migrations(db_url)
     assert plan.revisions == [] and plan.scratch == "none needed"
+
+
+def with_docstring(path, docstring: str) -> None:
+    source = path.read_text()
+    first_end = source.index('"""', 3) + 3
+    path.write_text(f'"""{docstring}"""' + source[first_end:])
+
+
+def test_docstring_check_flags_a_write_blocking_lock_the_docstring_does_not_name(target, db_url, project):
+    [silent, honest] = target(
+        [
+            ("index_note", 'op.execute("CREATE INDEX ix_plan_child_note ON plan_child (note)")'),
+            ("flag", 'op.execute("ALTER TABLE plan_parent ADD COLUMN flag boolean DEFAULT false")'),
+        ]
+    )
+    with_docstring(next(project.versions.glob(f"{silent}_*.py")), "Index notes.\n\nWhat it locks: nothing.\n")
+    with_docstring(
+        next(project.versions.glob(f"{honest}_*.py")),
+        "Flag parents.\n\nWhat it locks: ACCESS EXCLUSIVE on plan_parent, metadata only.\n",
+    )
+    gaps = docstring_gaps(plan_migrations(db_url))
+    assert [(g.revision, g.missing) for g in gaps] == [(silent, ["SHARE on plan_child"])]
+    assert gaps[0].measured_line == "What it locks: SHARE on plan_child (scans public.plan_child)."
+
+    env = {"DATABASE_URL": db_url.render_as_string(hide_password=False)}
+    result = CliRunner().invoke(main, ["validate-migrations", "--plan"], env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        f"[docstring-names-measured-locks] {silent}: its docstring does not mention SHARE on plan_child"
+        in (result.output)
+    )
+
+
+def current_version(url: URL) -> list[tuple]:
+    return run(url, "SELECT version_num FROM alembic_version")
+
+
+def test_migrate_plan_off_a_terminal_refuses_blocking_steps_without_yes(target, db_url):
+    before = current_version(db_url)
+    [_, index] = target([CHANGES[0], CHANGES[2]])
+    env = {"DATABASE_URL": db_url.render_as_string(hide_password=False)}
+    refused = CliRunner().invoke(main, ["migrate", "--plan"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "rerun with --yes" in refused.output
+    assert current_version(db_url) == before
+    applied = CliRunner().invoke(main, ["migrate", "--plan", "--yes"], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert current_version(db_url) == [(index,)]
+
+
+def test_migrate_plan_applies_a_plan_without_blocking_steps_and_exactly_what_was_planned(
+    target, db_url, project
+):
+    [flag] = target([CHANGES[0]])
+    env = {"DATABASE_URL": db_url.render_as_string(hide_password=False)}
+    result = CliRunner().invoke(main, ["migrate", "--plan"], env=env)
+    assert result.exit_code == 0, result.output
+    assert current_version(db_url) == [(flag,)]

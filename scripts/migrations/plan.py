@@ -90,9 +90,10 @@ class StatementPlan:
 @dataclass(frozen=True)
 class RevisionPlan:
     revision: str
-    description: str
+    description: str  # the docstring's first paragraph
     statements: list[StatementPlan]
     error: str | None = None
+    docstring: str = ""  # all of it: what the developer says it locks
 
     @property
     def blocking(self) -> bool:
@@ -184,7 +185,9 @@ def plan_migrations(
             except AlpDbError as exc:
                 error = str(exc)
             statements = interpret(probe.take(), sizes)
-            plan.revisions.append(RevisionPlan(script.revision, script.doc or "", statements, error))
+            plan.revisions.append(
+                RevisionPlan(script.revision, script.doc or "", statements, error, script.longdoc or "")
+            )
             if error:
                 break
     return plan
