@@ -7,6 +7,9 @@ head is, and acts on tables of its own, so the tests hold as the project grows.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -294,3 +297,25 @@ def test_migrate_plan_applies_a_plan_without_blocking_steps_and_exactly_what_was
     result = CliRunner().invoke(main, ["migrate", "--plan"], env=env)
     assert result.exit_code == 0, result.output
     assert current_version(db_url) == [(flag,)]
+
+
+def test_offline_sql_with_plan_heads_each_revision_block_with_its_measured_locks(target, db_url, project):
+    [flag] = target([CHANGES[0]])
+    env = {**os.environ, "DATABASE_URL": db_url.render_as_string(hide_password=False)}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", "plan=1", "upgrade", "head", "--sql"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    sql = result.stdout
+    header = sql.index("-- alp-db plan, measured on the scratch database")
+    lock = sql.index("ACCESS EXCLUSIVE on public.plan_parent: blocks reads and writes until COMMIT")
+    assert sql[sql.rindex("\n", 0, lock) + 1 :].startswith("--")
+    statement = sql.index("\nALTER TABLE plan_parent ADD COLUMN flag")  # the SQL itself, not a comment
+    assert header < lock < statement
+    assert f"--   {flag}" in sql
+    assert scratch_databases(db_url) == []

@@ -69,9 +69,9 @@ def _approved_target(database_url: str | None, target: str, yes: bool) -> str:
     applied even if a revision lands in between. Off a terminal there is nobody to ask: a
     plan with blocking steps needs --yes (exit 1 otherwise).
     """
-    from scripts.cli.migration_plan import render_plan
     from scripts.errors import PlanFailed
     from scripts.migrations.plan import plan_migrations
+    from scripts.migrations.plan_report import render_plan
 
     plan = plan_migrations(
         database_url, target, progress=lambda line: click.echo(f"alp-db: {line}", err=True)

@@ -28,6 +28,7 @@ def plan(to: str, database_url: str | None, fmt: str) -> None:
     change, 1 when something does (read the plan and decide), 2 when it could not plan.
     """
     from scripts.migrations.plan import plan_migrations
+    from scripts.migrations.plan_report import render_plan
 
     result = plan_migrations(database_url, to, progress=lambda line: click.echo(f"alp-db: {line}", err=True))
     if fmt == "json":
@@ -35,44 +36,3 @@ def plan(to: str, database_url: str | None, fmt: str) -> None:
     else:
         click.echo(render_plan(result))
     sys.exit(EXIT_PROBLEMS if result.blocking or result.failed else EXIT_OK)
-
-
-def render_plan(result: object) -> str:
-    """The plan as a DBA reads it: per revision, per statement, locks then risks."""
-    from scripts.migrations.plan import MigrationPlan
-
-    assert isinstance(result, MigrationPlan)
-    lines = [f"target: {result.target} at {result.current or 'base'}; measured on the {result.scratch}"]
-    if not result.revisions:
-        lines.append(f"nothing to plan: the target is at {result.to}")
-    for revision in result.revisions:
-        verdict = "BLOCKS WRITES" if revision.blocking else "no long write-blocking lock"
-        first_doc_line = revision.description.strip().splitlines()[0] if revision.description.strip() else ""
-        lines.append("")
-        lines.append(f"{revision.revision}  {first_doc_line}  [{verdict}]")
-        for statement in revision.statements:
-            how = (
-                "autocommit block (own transactions)"
-                if statement.autocommit
-                else "in the revision's transaction"
-            )
-            lines.append(f"  - {statement.sql[:100]}")
-            lines.append(f"      {how}; {statement.duration_ms} ms on the empty schema")
-            for lock in statement.locks:
-                source = (
-                    "" if lock.measured else " (documented for CONCURRENTLY; not observable after commit)"
-                )
-                lines.append(f"      {lock.mode} on {lock.relation}: {lock.effect}{source}")
-            for label, names in (
-                ("rewrites", statement.rewritten),
-                ("scans", statement.scanned),
-                ("creates", statement.created),
-                ("drops", statement.dropped),
-            ):
-                if names:
-                    lines.append(f"      {label}: {', '.join(names)}")
-            for risk in statement.risks:
-                lines.append(f"      ! {risk}")
-        if revision.error:
-            lines.append(f"  FAILED on the scratch copy: {revision.error}")
-    return "\n".join(lines)

@@ -123,6 +123,20 @@ class MigrationPlan:
             revision["blocking"] = plan.blocking
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MigrationPlan:
+        """The inverse of :meth:`as_json` (the derived ``blocking`` fields are recomputed)."""
+        revisions = []
+        for rev in data["revisions"]:
+            statements = []
+            for st in rev["statements"]:
+                fields = {k: v for k, v in st.items() if k != "locks"}
+                statements.append(StatementPlan(locks=[LockTaken(**lock) for lock in st["locks"]], **fields))
+            fields = {k: v for k, v in rev.items() if k not in ("statements", "blocking")}
+            revisions.append(RevisionPlan(statements=statements, **fields))
+        fields = {k: v for k, v in data.items() if k not in ("revisions", "blocking")}
+        return cls(revisions=revisions, **fields)
+
 
 _KINDS = {
     "r": "table",

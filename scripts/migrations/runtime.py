@@ -52,6 +52,7 @@ class StepTracker:
         self.current: Any = None
         self.started = 0.0
         self.done = done if done is not None else []  # revisions applied or undone, in order
+        self.before_step: Callable[[Any], None] | None = None  # offline: a revision's plan comments
         self.heads: set[str] = set()
         # Online, migration_history is created with the first revision (same transaction, no
         # extra commit); offline scripts create it up front.
@@ -61,6 +62,8 @@ class StepTracker:
         for step in self.work_fn(heads, ctx):
             self.current = step
             self.started = time.monotonic()
+            if self.before_step is not None:
+                self.before_step(step)
             yield step
 
     def row(self, *, success: bool, error: str | None = None, timed: bool = True) -> history.HistoryRow:
@@ -129,12 +132,36 @@ def run_offline(context: EnvironmentContext) -> None:
         fn=tracker.fn,
     )
     ctx = context.get_context()
+    if command in MIGRATING_COMMANDS:
+        _head_steps_with_plan(context, tracker, ctx)
     ctx.impl.static_output(f"SET lock_timeout = '{settings.lock_timeout}';")
     ctx.impl.static_output(f"SET statement_timeout = '{settings.statement_timeout}';")
     if command in MIGRATING_COMMANDS:
         for statement in history.create_statements():
             ctx.impl.static_output(statement + ";")
     context.run_migrations()
+
+
+def _head_steps_with_plan(context: EnvironmentContext, tracker: StepTracker, ctx: MigrationContext) -> None:
+    """With ``-x plan=1``, each revision's block starts with its measured plan as comments."""
+    from scripts.migrations import plan_offline
+
+    if not plan_offline.wanted(context.get_x_argument(as_dictionary=True)):
+        return
+    try:
+        url = resolve_url(context.config.attributes.get("database_url"), notice=lambda _: None)
+    except AlpDbError as exc:
+        ctx.impl.static_output(f"-- alp-db plan: not measured ({exc})")
+        return
+    comments, reason = plan_offline.measured_comments(url, str(context.get_revision_argument() or "head"))
+    if reason:
+        ctx.impl.static_output(f"-- alp-db plan: not measured ({reason})")
+
+    def head(step: Any) -> None:
+        for line in comments.get(step.revision.revision, []):
+            ctx.impl.static_output(line)
+
+    tracker.before_step = head
 
 
 def run_online(context: EnvironmentContext) -> None:
