@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 
 from scripts.cli import main
@@ -192,7 +193,15 @@ def schema_and_version(pg_server, url: URL) -> tuple[str, list[tuple]]:
 
 
 def scratch_databases(url: URL) -> list[tuple]:
-    return run(url, f"SELECT datname FROM pg_database WHERE datname LIKE '{SCRATCH_PREFIX}%'")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = conn.scalars(
+                text("SELECT datname FROM pg_database WHERE starts_with(datname, :p)"), {"p": SCRATCH_PREFIX}
+            )
+            return [(name,) for name in names]
+    finally:
+        engine.dispose()
 
 
 def test_plan_changes_nothing_on_the_target_and_drops_its_scratch_copy(target, db_url, pg_server):
@@ -318,4 +327,21 @@ def test_offline_sql_with_plan_heads_each_revision_block_with_its_measured_locks
     statement = sql.index("\nALTER TABLE plan_parent ADD COLUMN flag")  # the SQL itself, not a comment
     assert header < lock < statement
     assert f"--   {flag}" in sql
+    assert scratch_databases(db_url) == []
+
+
+def test_a_role_that_may_not_create_databases_plans_on_a_throwaway_cluster(target, db_url, make_role):
+    target([CHANGES[0]])
+    reader = make_role("plan_reader", db_url)
+    quoted = postgresql.dialect().identifier_preparer.quote(reader)
+    run(
+        db_url,
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {quoted}",
+        # pg_dump reads each sequence's state, schema-only too (PostgreSQL 15's pg_dump)
+        f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+    )
+    plan = plan_migrations(db_url.set(username=reader))
+    assert "throwaway cluster (the role may not create databases)" in plan.scratch
+    [revision] = plan.revisions
+    assert ("public.plan_parent", "ACCESS EXCLUSIVE", True) in locks(revision)
     assert scratch_databases(db_url) == []
