@@ -175,6 +175,10 @@ def run_offline(context: EnvironmentContext) -> None:
         on_version_apply=recorder.on_version_apply if command.runs_revisions else None,
     )
     ctx = context.get_context()
+    if command.runs_revisions:
+        from scripts.migrations.plan_offline import head_blocks_with_plan
+
+        head_blocks_with_plan(context, ctx)  # only with -x plan=1
     ctx.impl.static_output(f"SET lock_timeout = '{settings.lock_timeout}';")
     ctx.impl.static_output(f"SET statement_timeout = '{settings.statement_timeout}';")
     if command.runs_revisions:
