@@ -171,3 +171,20 @@ def test_command_defaults_are_the_library_thresholds():
         "long_query_seconds": defaults.long_query_seconds,
         "idle_in_transaction_seconds": defaults.idle_in_transaction_seconds,
     } == command.DEFAULTS
+
+
+def test_a_session_that_changed_state_after_our_snapshot_shows_no_negative_duration(db_url, engine):
+    """now() is our transaction's start: a session active after it would look -0.000003 s old."""
+    other = make_engine(db_url)
+    with engine.connect() as reader, other.connect() as busy:
+        reader.execute(text("SELECT now()"))  # our transaction, and now(), start here
+        busy.execute(text("SELECT 1"))  # the other session changes state after that
+        busy.commit()
+        raw = reader.execute(
+            text("SELECT min(longest_in_state) FROM connection_stats WHERE database_name = :d"),
+            {"d": db_url.database},
+        ).scalar()
+        assert raw.total_seconds() < 0, "the test did not make the view show a negative age"
+        clamped = reader.execute(text(health.CONNECTIONS_SQL)).mappings().all()
+        assert all(row["longest_in_state"].total_seconds() >= 0 for row in clamped)
+    other.dispose()

@@ -14,6 +14,7 @@ from scripts.cli.common import (
     handle_errors,
     render,
 )
+from scripts.db.sizes import human_size
 
 # Defaults mirror scripts.ops.health's named constants (not imported here, to keep --help fast).
 DEFAULTS = {
@@ -79,7 +80,7 @@ def health(
         s = report.system
         summary = {
             "database": report.database,
-            "size": report.database_size,
+            "size": human_size(report.database_bytes),
             "connections": f"{s['connections']} / {s['max_connections']}",
             "cache hit %": s["cache_hit_ratio"],
             "dead tuples %": s["dead_tuple_ratio"],
@@ -87,7 +88,8 @@ def health(
             "deadlocks": s["deadlocks"],
         }
         render(summary, fmt, title="system health")
-        render(report.biggest_tables, fmt, title="biggest tables",
+        tables = [{**row, "total_size": human_size(row["total_bytes"])} for row in report.biggest_tables]
+        render(tables, fmt, title="biggest tables",
                columns=["table_name", "partitions", "row_estimate", "total_size"])  # fmt: skip
         columns = ["database_name", "state", "connections", "waiting_on_locks", "longest_in_state"]
         render(report.connections, fmt, title="connections", columns=columns)

@@ -32,7 +32,7 @@ def test_connection(database_url: str | None, fmt: str) -> None:
         click.echo(f"server:     PostgreSQL {report.server_version}")
         click.echo(f"database:   {report.database} as {report.user}")
         click.echo(f"latency:    {report.latency_ms} ms (connect {report.connect_ms} ms)")
-        click.echo(f"revision:   {report.current_revision or 'none (empty database)'}")
+        click.echo(f"revision:   {report.revision_text}")
         verdict = "yes" if report.can_migrate else "no — missing " + "; ".join(report.missing)
         click.echo(f"can migrate: {verdict}")
     sys.exit(EXIT_OK if report.can_migrate else EXIT_PROBLEMS)

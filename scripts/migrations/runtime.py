@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from scripts.db.engine import connect, make_engine
+from scripts.db.sqlstate import privilege_hint
 from scripts.db.target import resolve_url
 from scripts.db.urls import scrub
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
@@ -276,7 +277,7 @@ def describe_failure(exc: DBAPIError, conn: Connection, url: URL, settings: Runt
     if code == INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
             f"migration failed: {first_line}",
-            f"grant the privilege to role {url.username!r}, or run migrations as the schema owner",
+            privilege_hint(first_line, url.username),
         )
     if code == QUERY_CANCELED:
         return MigrationFailed(

@@ -15,6 +15,7 @@ import decimal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scripts.db.sizes import human_size
 from scripts.errors import HealthCheckFailed
 
 # -- thresholds: named defaults, each overridable ------------------------------------------
@@ -114,6 +115,27 @@ ORDER BY s.n_dead_tup DESC, s.relname
 """
 
 
+# connection_stats as revision 0004 defines it, with longest_in_state clamped at zero: now()
+# is the start of *our* transaction, so a session whose state changed since then would show
+# a negative age (-00:00:00.000003). The view itself belongs to a shipped revision.
+CONNECTIONS_SQL = """
+SELECT database_name, state, connections, waiting_on_locks,
+       greatest(longest_in_state, interval '0') AS longest_in_state, max_connections
+FROM connection_stats
+"""
+
+
+SCHEMA_ACCESS_SQL = """
+SELECT coalesce(current_schema(), 'public') AS name, current_user AS role,
+       has_schema_privilege(coalesce(current_schema(), 'public'), 'USAGE') AS usable
+"""
+VIEWS_SQL = """
+SELECT array_agg(c.relname::text) AS names
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = :schema AND c.relname = ANY(:names)
+"""
+
+
 def _plain(value: Any) -> Any:
     """Database values as JSON-friendly Python: numbers, strings, seconds for intervals."""
     if isinstance(value, decimal.Decimal):
@@ -154,7 +176,20 @@ def check_health(
 
 
 def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
-    missing = [v for v in MONITORING_VIEWS if _rows(conn, "SELECT to_regclass(:v) IS NULL AS m", v=v)[0]["m"]]
+    # Looked up in the catalogs (readable by every role), not by to_regclass: without USAGE on
+    # the schema a role sees no views at all, and must not be told to migrate a migrated database.
+    schema = _rows(conn, SCHEMA_ACCESS_SQL)[0]
+    if not schema["usable"]:
+        raise HealthCheckFailed(
+            f"permission denied for schema {schema['name']}:"
+            f" role {schema['role']!r} cannot read the monitoring views",
+            f"GRANT USAGE ON SCHEMA {schema['name']} and SELECT on its views to it"
+            " (or grant it pg_read_all_data)",
+        )
+    present = set(
+        _rows(conn, VIEWS_SQL, names=list(MONITORING_VIEWS), schema=schema["name"])[0]["names"] or []
+    )
+    missing = [v for v in MONITORING_VIEWS if v not in present]
     if missing:
         raise HealthCheckFailed(
             f"the monitoring views are missing from {conn.engine.url.database!r}: {', '.join(missing)}",
@@ -173,7 +208,7 @@ def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
             "SELECT * FROM index_usage WHERE idx_scan = 0 AND NOT is_unique AND NOT is_primary"
             " ORDER BY index_bytes DESC, index_name",
         ),
-        connections=_rows(conn, "SELECT * FROM connection_stats"),
+        connections=_rows(conn, CONNECTIONS_SQL),
         long_queries=_rows(conn, "SELECT * FROM slow_queries"),
         thresholds=limits,
     )
@@ -276,7 +311,7 @@ def judge(report: HealthReport, t: Thresholds, *, blocks: int) -> list[Finding]:
                     "unused_index",
                     INFO,
                     name,
-                    f"{name} on {row['table_name']} ({row['index_size']}) has never been scanned"
+                    f"{name} on {row['table_name']} ({human_size(row['index_bytes'])}) has never been scanned"
                     " since statistics were reset",
                     row["index_bytes"],
                     t.unused_index_min_bytes,
