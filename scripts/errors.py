@@ -34,6 +34,10 @@ class PermissionDenied(AlpDbError):
     """The role lacks a privilege the operation needs."""
 
 
+class ConnectionLost(AlpDbError):
+    """The session ended mid-operation: the server restarted or terminated it, or the network broke."""
+
+
 class LockTimeout(AlpDbError):
     """A lock could not be taken within the configured time."""
 
