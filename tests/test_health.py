@@ -188,3 +188,59 @@ def test_a_session_that_changed_state_after_our_snapshot_shows_no_negative_durat
         clamped = reader.execute(text(health.CONNECTIONS_SQL)).mappings().all()
         assert all(row["longest_in_state"].total_seconds() >= 0 for row in clamped)
     other.dispose()
+
+
+def test_health_reports_a_lagging_standby_and_an_inactive_slot(standby_pair):
+    """A real streaming standby whose replay is paused, and a slot no standby uses."""
+    from scripts.migrations import api as migrations
+    from scripts.ops.connection_check import check_connection
+
+    migrations.upgrade(standby_pair.primary_url)
+    standby_pair.wait_for_replay()  # the standby has the monitoring views too
+    standby_pair.pause_replay()
+    primary = make_engine(standby_pair.primary_url, isolation_level="AUTOCOMMIT")
+    try:
+        with primary.connect() as conn:
+            conn.execute(text("SELECT pg_create_physical_replication_slot('alp_db_orphan', true)"))
+            conn.execute(text("CREATE TABLE wal_maker AS SELECT g FROM generate_series(1, 10000) g"))
+        behind = "SELECT min(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) FROM pg_stat_replication"
+        wait_for_sql(primary, behind, done=lambda n: (n or 0) > 0)
+        limits = health.Thresholds(replica_lag_bytes=1, replica_lag_seconds=3600)
+
+        report = health.check_health(standby_pair.primary_url, limits)
+
+        assert report.replication is not None and report.replication.role == "primary"
+        [standby] = report.replication.standbys
+        assert standby["state"] == "streaming" and standby["replay_lag_bytes"] > 0
+        lag = [f for f in report.findings if f.check == "replica_lag"]
+        assert len(lag) == 1 and "of WAL not replayed" in lag[0].message and lag[0].level == health.WARNING
+        slots = {slot["name"]: slot for slot in report.replication.slots}
+        assert slots[standby_pair.slot_name]["active"] and not slots["alp_db_orphan"]["active"]
+        [orphan] = [f for f in report.findings if f.check == "inactive_slot"]
+        assert (
+            orphan.level == health.WARNING and "pg_drop_replication_slot('alp_db_orphan')" in orphan.message
+        )
+        assert not report.healthy
+        # default thresholds: the same standby is a few kB behind, which is no problem
+        relaxed = health.check_health(standby_pair.primary_url)
+        assert [f.check for f in relaxed.problems] == ["inactive_slot"]
+
+        on_standby = health.check_health(standby_pair.standby_url)
+        assert on_standby.replication is not None and on_standby.replication.role == "standby"
+        assert on_standby.replication.this_standby["replay_state"] == "paused"
+        messages = [f.message for f in on_standby.findings]
+        assert any("WAL replay is paused" in m for m in messages)
+        assert any("max_standby_streaming_delay = " in m for m in messages)
+        assert any("hot_standby_feedback is off" in m for m in messages)
+
+        seen = check_connection(standby_pair.primary_url)
+        assert seen.server_role == "primary" and len(seen.standbys) == 1 and "(streaming)" in seen.standbys[0]
+        from_standby = check_connection(standby_pair.standby_url)
+        assert from_standby.server_role == "standby" and not from_standby.can_migrate
+        cli = CliRunner().invoke(
+            main, ["health", "--database-url", standby_pair.primary_url.render_as_string(False)]
+        )
+        assert cli.exit_code == 1 and "replication slots" in cli.stdout and "alp_db_orphan" in cli.stdout
+    finally:
+        standby_pair.resume_replay()
+        primary.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -27,6 +27,8 @@ class ConnectionReport:
     revision_readable: bool  # False: alembic_version exists but this role may not read it
     can_migrate: bool
     missing: list[str]  # what the role lacks to run migrations
+    server_role: str = "primary"  # or "standby": in recovery, read-only (pg_is_in_recovery)
+    standbys: list[str] = field(default_factory=list)  # "name (state)" from pg_stat_replication
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -57,8 +59,16 @@ FACTS_SQL = text(
     f" has_schema_privilege({SCHEMA}, 'USAGE') AS can_use,"
     f" has_schema_privilege({SCHEMA}, 'CREATE') AS can_create,"
     " has_database_privilege(current_database(), 'TEMP') AS can_temp,"
+    " pg_is_in_recovery() AS in_recovery,"
     " (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     f"   WHERE c.relname = 'alembic_version' AND n.nspname = {SCHEMA}) AS version_table"
+)
+
+
+# The standbys a primary streams to (their state is shown only to pg_read_all_stats members).
+STANDBYS_SQL = text(
+    "SELECT application_name AS name, coalesce(host(client_addr), 'local socket') AS client,"
+    " coalesce(state, 'unknown') AS state FROM pg_stat_replication ORDER BY 1, 2"
 )
 
 
@@ -74,6 +84,11 @@ def check_connection(database_url: str | URL | None = None) -> ConnectionReport:
             rounds.append((time.perf_counter() - t0) * 1000)
         facts = conn.execute(FACTS_SQL).one()
         missing = []
+        standbys: list[str] = []
+        if facts.in_recovery:
+            missing.append("a primary (this server is a standby, read-only until promoted)")
+        else:
+            standbys = [f"{row.name or row.client} ({row.state})" for row in conn.execute(STANDBYS_SQL)]
         if not facts.can_use:
             missing.append(f"USAGE on schema {facts.schema}")
         if not facts.can_create:
@@ -110,4 +125,6 @@ def check_connection(database_url: str | URL | None = None) -> ConnectionReport:
         revision_readable=readable,
         can_migrate=not missing,
         missing=missing,
+        server_role="standby" if facts.in_recovery else "primary",
+        standbys=standbys,
     )

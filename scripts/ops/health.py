@@ -2,7 +2,8 @@
 
 Reads ``system_health``, ``table_sizes``, ``index_usage``, ``connection_stats`` and
 ``slow_queries``, plus ``pg_stat_user_tables`` for dead tuples per table (the database-wide
-ratio in ``system_health`` hides one bloated table among healthy ones). Each figure past its
+ratio in ``system_health`` hides one bloated table among healthy ones), and replication
+(scripts/ops/replication.py: standbys, lag, slots, conflict settings). Each figure past its
 threshold becomes a Finding; a ``warning`` makes the report unhealthy (exit 1 for CI/cron),
 an ``info`` is listed only. Cumulative statistics are updated asynchronously (PostgreSQL docs,
 "The Cumulative Statistics System"), so figures may lag the last second of activity.
@@ -17,6 +18,14 @@ from typing import Any
 
 from scripts.db.sizes import human_size
 from scripts.errors import HealthCheckFailed
+from scripts.ops.replication import (
+    REPLICA_LAG_BYTES_MAX,
+    REPLICA_LAG_SECONDS_MAX,
+    SLOT_RETAINED_BYTES_MAX,
+    Replication,
+    judge_replication,
+    read_replication,
+)
 
 # -- thresholds: named defaults, each overridable ------------------------------------------
 
@@ -57,6 +66,9 @@ class Thresholds:
     long_query_seconds: float = LONG_QUERY_SECONDS
     idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS
     unused_index_min_bytes: int = UNUSED_INDEX_MIN_BYTES
+    replica_lag_seconds: float = REPLICA_LAG_SECONDS_MAX
+    replica_lag_bytes: int = REPLICA_LAG_BYTES_MAX
+    slot_retained_bytes: int = SLOT_RETAINED_BYTES_MAX
 
 
 @dataclass
@@ -81,6 +93,7 @@ class HealthReport:
     connections: list[dict[str, Any]]
     long_queries: list[dict[str, Any]]
     thresholds: Thresholds
+    replication: Replication | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -211,6 +224,7 @@ def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
         connections=_rows(conn, CONNECTIONS_SQL),
         long_queries=_rows(conn, "SELECT * FROM slow_queries"),
         thresholds=limits,
+        replication=read_replication(_rows, conn),
     )
     blocks = _rows(
         conn,
@@ -317,4 +331,6 @@ def judge(report: HealthReport, t: Thresholds, *, blocks: int) -> list[Finding]:
                     t.unused_index_min_bytes,
                 )
             )
+    if report.replication is not None:
+        found.extend(judge_replication(report.replication, t, Finding, WARNING, INFO))
     return found
