@@ -170,6 +170,9 @@ def test_command_defaults_are_the_library_thresholds():
         "connections_max": defaults.connection_usage_max_pct,
         "long_query_seconds": defaults.long_query_seconds,
         "idle_in_transaction_seconds": defaults.idle_in_transaction_seconds,
+        "replica_lag_seconds": defaults.replica_lag_seconds,
+        "replica_lag_bytes": defaults.replica_lag_bytes,
+        "slot_retained_bytes": defaults.slot_retained_bytes,
     } == command.DEFAULTS
 
 
