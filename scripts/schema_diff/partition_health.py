@@ -25,8 +25,8 @@ from scripts.partitions import (
     infer_interval,
     missing_partitions,
     period_shape,
-    periods,
 )
+from scripts.partitions.periods import periods  # the function: the package attribute is the module
 from scripts.schema_diff.compare import ABSENT, finding, is_period_partition, q
 
 FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing partitions)"
