@@ -118,9 +118,10 @@ def health(
         if rep is not None and rep.slots:
             render(rep.slots, fmt, title="replication slots",
                    columns=["name", "type", "active", "wal_status", "retained_bytes"])  # fmt: skip
-        if report.findings:
-            render([vars(f) for f in report.findings], fmt, title="findings",
-                   columns=["level", "check", "message"])  # fmt: skip
+        from scripts.findings import render_finding
+
+        for finding in report.findings:  # EXPECTED / ACTUAL / HOW TO FIX, as every report prints them
+            click.echo(render_finding(finding))
         verdict = "healthy" if report.healthy else f"{len(report.problems)} problem(s) flagged"
         click.echo(verdict)
     sys.exit(EXIT_OK if report.healthy else EXIT_PROBLEMS)

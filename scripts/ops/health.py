@@ -4,8 +4,9 @@ Reads ``system_health``, ``table_sizes``, ``index_usage``, ``connection_stats`` 
 ``slow_queries``, plus ``pg_stat_user_tables`` for dead tuples per table (the database-wide
 ratio in ``system_health`` hides one bloated table among healthy ones), and replication
 (scripts/ops/replication.py: standbys, lag, slots, conflict settings). Each figure past its
-threshold becomes a Finding; a ``warning`` makes the report unhealthy (exit 1 for CI/cron),
-an ``info`` is listed only. Cumulative statistics are updated asynchronously (PostgreSQL docs,
+threshold becomes a Finding (scripts/ops/health_findings.py): an ``error`` makes the report
+unhealthy (exit 1 for CI/cron), a ``warning`` is listed only — the rule of every report.
+Cumulative statistics are updated asynchronously (PostgreSQL docs,
 "The Cumulative Statistics System"), so figures may lag the last second of activity.
 """
 
@@ -16,14 +17,13 @@ import decimal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scripts.db.sizes import human_size
 from scripts.errors import HealthCheckFailed
+from scripts.findings import Finding, errors
 from scripts.ops.replication import (
     REPLICA_LAG_BYTES_MAX,
     REPLICA_LAG_SECONDS_MAX,
     SLOT_RETAINED_BYTES_MAX,
     Replication,
-    judge_replication,
     read_replication,
 )
 
@@ -52,7 +52,6 @@ UNUSED_INDEX_MIN_BYTES = 1024 * 1024
 TOP_TABLES = 10
 
 MONITORING_VIEWS = ("system_health", "table_sizes", "index_usage", "connection_stats", "slow_queries")
-WARNING, INFO = "warning", "info"
 
 
 @dataclass(frozen=True)
@@ -72,16 +71,6 @@ class Thresholds:
 
 
 @dataclass
-class Finding:
-    check: str
-    level: str
-    subject: str
-    message: str
-    value: float | int | None = None
-    threshold: float | int | None = None
-
-
-@dataclass
 class HealthReport:
     database: str
     database_size: str
@@ -98,7 +87,7 @@ class HealthReport:
 
     @property
     def problems(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == WARNING]
+        return errors(self.findings)
 
     @property
     def healthy(self) -> bool:
@@ -106,6 +95,7 @@ class HealthReport:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["findings"] = [f.as_json() for f in self.findings]
         data["healthy"] = self.healthy
         return data
 
@@ -184,6 +174,8 @@ def check_health(
             report, blocks = _read(conn, limits, top)
     except DBAPIError as exc:
         raise HealthCheckFailed(f"could not read the monitoring views: {first_line(exc, url)}") from None
+    from scripts.ops.health_findings import judge
+
     report.findings = judge(report, limits, blocks=blocks)
     return report
 
@@ -231,106 +223,3 @@ def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
         "SELECT blks_hit + blks_read AS blocks FROM pg_stat_database WHERE datname = current_database()",
     )[0]["blocks"]
     return report, int(blocks or 0)
-
-
-def judge(report: HealthReport, t: Thresholds, *, blocks: int) -> list[Finding]:
-    """Every figure past its threshold, as a Finding."""
-    found: list[Finding] = []
-    system = report.system
-    ratio = system.get("cache_hit_ratio")
-    if ratio is not None and blocks >= t.cache_min_blocks and ratio < t.cache_hit_ratio_min_pct:
-        found.append(
-            Finding(
-                "cache_hit_ratio",
-                WARNING,
-                report.database,
-                f"cache hit ratio {ratio}% is below {t.cache_hit_ratio_min_pct}%: raise shared_buffers",
-                ratio,
-                t.cache_hit_ratio_min_pct,
-            )
-        )
-    for row in report.dead_tuples:
-        dead, pct = row["dead_tuples"], row["dead_tuple_ratio"] or 0.0
-        if dead >= t.dead_tuples_min and pct >= t.dead_tuple_ratio_max_pct:
-            why = " (autovacuum is disabled on it)" if row["autovacuum_disabled"] else ""
-            name = f"{row['schema_name']}.{row['table_name']}"
-            found.append(
-                Finding(
-                    "dead_tuples",
-                    WARNING,
-                    name,
-                    f"{name} is bloated: {dead} dead tuples, {pct}% of the table{why}; run VACUUM on it",
-                    pct,
-                    t.dead_tuple_ratio_max_pct,
-                )
-            )
-    xid_age = system.get("xid_age")
-    if xid_age is not None and xid_age >= t.xid_age_max:
-        found.append(
-            Finding(
-                "xid_age",
-                WARNING,
-                report.database,
-                f"transaction-id age {xid_age} passed {t.xid_age_max}: run VACUUM (FREEZE) before wraparound",
-                xid_age,
-                t.xid_age_max,
-            )
-        )
-    max_conn = system.get("max_connections") or 0
-    used = 100.0 * (system.get("connections") or 0) / max_conn if max_conn else 0.0
-    if used >= t.connection_usage_max_pct:
-        found.append(
-            Finding(
-                "connections",
-                WARNING,
-                report.database,
-                f"{system['connections']} of {max_conn} connections in use ({used:.0f}%): use a pooler",
-                round(used, 2),
-                t.connection_usage_max_pct,
-            )
-        )
-    for row in report.connections:
-        if row["state"].startswith("idle in transaction") and (row["longest_in_state"] or 0) >= (
-            t.idle_in_transaction_seconds
-        ):
-            found.append(
-                Finding(
-                    "idle_in_transaction",
-                    WARNING,
-                    str(row["database_name"]),
-                    f"{row['connections']} session(s) {row['state']} for up to {row['longest_in_state']} s:"
-                    " they hold locks and keep vacuum from cleaning up",
-                    row["longest_in_state"],
-                    t.idle_in_transaction_seconds,
-                )
-            )
-    for row in report.long_queries:
-        seconds = (row["duration_ms"] or 0) / 1000
-        if seconds >= t.long_query_seconds:
-            found.append(
-                Finding(
-                    "long_query",
-                    WARNING,
-                    f"pid {row['pid']}",
-                    f"pid {row['pid']} ({row['state']}) has run {seconds:.0f} s: {str(row['query'])[:80]}",
-                    round(seconds, 1),
-                    t.long_query_seconds,
-                )
-            )
-    for row in report.unused_indexes:
-        if row["index_bytes"] >= t.unused_index_min_bytes:
-            name = f"{row['schema_name']}.{row['index_name']}"
-            found.append(
-                Finding(
-                    "unused_index",
-                    INFO,
-                    name,
-                    f"{name} on {row['table_name']} ({human_size(row['index_bytes'])}) has never been scanned"
-                    " since statistics were reset",
-                    row["index_bytes"],
-                    t.unused_index_min_bytes,
-                )
-            )
-    if report.replication is not None:
-        found.extend(judge_replication(report.replication, t, Finding, WARNING, INFO))
-    return found

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scripts.findings import Finding, Severity
+
 # Seconds a standby may trail in replay before health warns (a read replica that far behind
 # serves stale reads; GitLab pauses background migrations at about this order of lag).
 REPLICA_LAG_SECONDS_MAX = 60.0
@@ -29,6 +31,7 @@ REPLICA_LAG_BYTES_MAX = 1_000_000_000
 SLOT_RETAINED_BYTES_MAX = 1_000_000_000
 
 PRIMARY, STANDBY = "primary", "standby"
+PROBLEM, NOTE = Severity.ERROR, Severity.WARNING  # exit 1 / listed only
 
 STANDBYS_SQL = """
 SELECT r.application_name AS name,
@@ -86,36 +89,39 @@ def read_replication(rows: Any, conn: Any) -> Replication:
     return report
 
 
-def judge_replication(rep: Replication, t: Any, finding: Any, warning: str, info: str) -> list[Any]:
-    """Findings for ``rep`` against thresholds ``t``; ``finding`` builds health's Finding."""
-    found: list[Any] = []
+def judge_replication(rep: Replication, t: Any) -> list[Finding]:
+    """Findings for ``rep`` against health's thresholds ``t`` (errors exit 1, warnings 0)."""
+    found: list[Finding] = []
     for s in rep.standbys:
         who = f"standby {s['name'] or s['client']}"
         if s["state"] != "streaming":
-            found.append(finding("replication", warning, who, f"{who} is {s['state']}, not streaming"))
+            found.append(
+                Finding(
+                    "replication", who, PROBLEM, "streaming", str(s["state"]),
+                    "read the standby's server log; check its primary_conninfo and the network",
+                )
+            )  # fmt: skip
         if not s["sends_feedback"]:
             found.append(
-                finding(
-                    "standby_conflicts", info, who,
-                    f"{who} sends no hot-standby feedback: vacuum here may remove rows its long queries"
-                    " read, and its replay then cancels them (hot_standby_feedback on the standby)",
+                Finding(
+                    "standby_conflicts", who, NOTE, "hot-standby feedback (backend_xmin set)",
+                    "no feedback: vacuum here may remove rows its long queries read, and its replay"
+                    " then cancels them",
+                    "set hot_standby_feedback = on on the standby if it serves long reads",
                 )
             )  # fmt: skip
         lag_s, lag_b = s["replay_lag_seconds"], s["replay_lag_bytes"]
-        if lag_s is not None and lag_s >= t.replica_lag_seconds:
+        expected = f"replay under {t.replica_lag_seconds} s and {_size(t.replica_lag_bytes)} behind"
+        if (lag_s is not None and lag_s >= t.replica_lag_seconds) or (
+            lag_b is not None and lag_b >= t.replica_lag_bytes
+        ):
             found.append(
-                finding(
-                    "replica_lag", warning, who,
-                    f"{who} replays {lag_s:.1f} s behind: reads there are stale; pause heavy writes",
-                    round(lag_s, 3), t.replica_lag_seconds,
-                )
-            )  # fmt: skip
-        elif lag_b is not None and lag_b >= t.replica_lag_bytes:
-            found.append(
-                finding(
-                    "replica_lag", warning, who,
-                    f"{who} has {_size(lag_b)} of WAL not replayed: pause heavy writes till it catches up",
-                    lag_b, t.replica_lag_bytes,
+                Finding(
+                    "replica_lag", who, PROBLEM, expected,
+                    f"{_size(lag_b)} of WAL not replayed"
+                    + (f", {lag_s:.1f} s behind" if lag_s is not None else "")
+                    + ": reads there are stale",
+                    "pause heavy writes (backfills, index builds) until it catches up",
                 )
             )  # fmt: skip
     for slot in rep.slots:
@@ -124,39 +130,40 @@ def judge_replication(rep: Replication, t: Any, finding: Any, warning: str, info
         if not slot["active"]:
             held = f"retains {_size(retained)} of WAL" if retained is not None else "reserves no WAL yet"
             found.append(
-                finding(
-                    "inactive_slot", warning if retained is not None else info, name,
-                    f"replication {name} is inactive and {held}, which the server keeps until the slot"
-                    " is used or dropped: SELECT pg_drop_replication_slot('" + slot["name"] + "') if its"
-                    " standby is gone",
-                    retained, t.slot_retained_bytes,
+                Finding(
+                    "inactive_slot", name, PROBLEM if retained is not None else NOTE,
+                    "every replication slot in use (an unused one keeps WAL until it is dropped)",
+                    f"replication {name} is inactive and {held}",
+                    f"if its standby is gone: SELECT pg_drop_replication_slot('{slot['name']}')",
                 )
             )  # fmt: skip
         elif retained is not None and retained >= t.slot_retained_bytes:
             found.append(
-                finding(
-                    "slot_retained_wal", warning, name,
-                    f"replication {name} retains {_size(retained)} of WAL: its consumer is falling behind",
-                    retained, t.slot_retained_bytes,
+                Finding(
+                    "slot_retained_wal", name, PROBLEM, f"under {_size(t.slot_retained_bytes)} of WAL kept",
+                    f"replication {name} retains {_size(retained)} of WAL",
+                    "its consumer is falling behind: check that standby's replay",
                 )
             )  # fmt: skip
     me = rep.this_standby
     if me is not None:
         if me["replay_state"] != "not paused":
             found.append(
-                finding("replica_lag", warning, "this standby", f"WAL replay is {me['replay_state']}:"
-                        " SELECT pg_wal_replay_resume() to let it catch up")
+                Finding(
+                    "replica_lag", "this standby", PROBLEM, "WAL replay running",
+                    f"WAL replay is {me['replay_state']}", "SELECT pg_wal_replay_resume()",
+                )
             )  # fmt: skip
         backlog, lag_s = me["replay_backlog_bytes"], me["replay_lag_seconds"]
         if (lag_s is not None and lag_s >= t.replica_lag_seconds) or (
             backlog is not None and backlog >= t.replica_lag_bytes
         ):
             found.append(
-                finding(
-                    "replica_lag", warning, "this standby",
-                    f"this standby has {_size(backlog)} of received WAL not replayed"
-                    f" ({lag_s or 0:.1f} s behind the primary's last commit)",
-                    backlog, t.replica_lag_bytes,
+                Finding(
+                    "replica_lag", "this standby", PROBLEM,
+                    f"replay under {t.replica_lag_seconds} s and {_size(t.replica_lag_bytes)} behind",
+                    f"{_size(backlog)} of received WAL not replayed ({lag_s or 0:.1f} s behind)",
+                    "pause heavy writes on the primary until it catches up",
                 )
             )  # fmt: skip
         delay = rep.settings.get("max_standby_streaming_delay", "")
@@ -164,18 +171,21 @@ def judge_replication(rep: Replication, t: Any, finding: Any, warning: str, info
             "waits for them forever, so replay lag grows" if delay == "-1" else f"cancels them after {delay}"
         )
         found.append(
-            finding(
-                "standby_conflicts", info, "this standby",
-                f"max_standby_streaming_delay = {delay}: a revision on the primary that holds ACCESS"
-                f" EXCLUSIVE on a table read here conflicts with those reads, and replay {waits}",
+            Finding(
+                "standby_conflicts", "this standby", NOTE,
+                "revisions on the primary shorter than max_standby_streaming_delay",
+                f"max_standby_streaming_delay = {delay}: a revision holding ACCESS EXCLUSIVE on a"
+                f" table read here conflicts with those reads, and replay {waits}",
+                "keep revisions that lock tables short, or raise the delay for the migration window",
             )
         )  # fmt: skip
         if rep.settings.get("hot_standby_feedback") == "off":
             found.append(
-                finding(
-                    "standby_conflicts", info, "this standby",
+                Finding(
+                    "standby_conflicts", "this standby", NOTE, "hot_standby_feedback = on for long reads",
                     "hot_standby_feedback is off: vacuum on the primary may remove rows a long query"
                     " here still reads, and replay then cancels that query",
+                    "ALTER SYSTEM SET hot_standby_feedback = on (costs bloat on the primary)",
                 )
             )  # fmt: skip
     return found
