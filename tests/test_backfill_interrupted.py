@@ -70,7 +70,7 @@ def test_lost_connection_is_one_line_exit_2_and_the_rerun_changes_every_row_exac
     # psycopg2's first line for a backend ended by the server (restart or pg_terminate_backend)
     assert "(server closed the connection unexpectedly)" in line or "terminating connection" in line
     assert line.endswith("every batch before it is committed; run the same command again to resume")
-    wait_until(lambda: not backend_alive(engine, int(pid)), "the terminated backend to end")  # type: ignore[call-overload]
+    wait_until(lambda: not backend_alive(engine, int(pid)), "the terminated backend to end")
     # the batch in flight rolled back together with its checkpoint
     assert at_loss is not None and at_loss["rows_walked"] == position // 50 * 50
     assert checkpoint(engine, "lost") == at_loss

@@ -163,6 +163,7 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
         wait_for(
             db_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 42"
         )
+        first_pids = [pid for (pid,) in query(db_url, ALP_DB_BACKENDS)]
         second = start()
         # the second polls for the migration lock (its last statement is the try-lock)...
         wait_for(
@@ -170,7 +171,9 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
             " AND datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock%'",
         )
-        # ...and while it waits, nobody blocks on the migration lock or idles in a transaction
+        # ...and while it waits, nobody blocks on the migration lock, and no backend but the first
+        # migrator's (inside its revision's transaction, by design) idles in a transaction
+
         for _ in range(20):
             assert query(
                 db_url,
@@ -179,7 +182,9 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
             assert query(
                 db_url,
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
-                " AND datname = current_database() AND state = 'idle in transaction'",
+                " AND datname = current_database() AND state = 'idle in transaction'"
+                " AND pid <> ALL(:first)",
+                first=first_pids,
             ) == [(0,)]
     finally:
         gate.execute(text("SELECT pg_advisory_unlock(42)"))
@@ -191,6 +196,11 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
     assert "applied 1 revision(s): 0005" in out_first
     assert "nothing to do: database already at 0005" in out_second
     assert "waiting for another migration" in err_second
+
+
+ALP_DB_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'alp-db' AND datname = current_database()"
+)
 
 
 def wait_for(url: URL, sql: str) -> None:
