@@ -52,7 +52,9 @@ def migrate(
         from scripts.ops.backup import create_backup
 
         made = create_backup(database_url)
-        click.echo(f"backup written: {made.path} ({made.size} bytes)", err=True)
+        from scripts.db.sizes import human_size
+
+        click.echo(f"backup written: {made.path} ({human_size(made.size)})", err=True)
     result = migrations.migrate(database_url, target, overrides=overrides)
     if result.applied:
         click.echo(

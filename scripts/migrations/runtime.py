@@ -400,7 +400,7 @@ def describe_failure(
     if code == sqlstate.INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
             f"migration failed: {line}",
-            f"grant the privilege to role {url.username!r}, or run migrations as the schema owner",
+            sqlstate.privilege_hint(line, url.username),
         )
     if code == sqlstate.QUERY_CANCELED:
         return MigrationFailed(
