@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from alembic.operations import Operations
@@ -21,11 +22,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
 
 from scripts import partitions
+from scripts.checks.report import validate_migrations
 from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.errors import (
     ConfigError,
     LockTimeout,
+    MigrationFailed,
     NotPartitioned,
     PartitionError,
     PartitionOverlap,
@@ -33,6 +36,8 @@ from scripts.errors import (
 )
 from tests.conftest import PgServer
 from tests.factories import add_attempts, make_item, make_user
+from tests.test_migration_checks import add_python_revision
+from tests.test_migration_checks import versions as versions  # the fixture: an editable copy
 
 YEARLY_FROM_0001 = ["attempts_2024", "attempts_2025", "attempts_2026", "attempts_2027"]
 
@@ -943,13 +948,112 @@ def test_partitioned_index_helper_offline_sql_builds_the_same_index_with_psql(
             Operations(ctx), "ix_attempts_item_id_score", ["item_id", "score"], using="btree"
         )
     script = buffer.getvalue()
-    assert "CREATE INDEX ix_attempts_item_id_score ON ONLY attempts USING btree (item_id, score);" in script
+    assert (
+        "CREATE INDEX IF NOT EXISTS ix_attempts_item_id_score ON ONLY attempts USING btree (item_id, score);"
+        in script
+    )
     assert "\\gexec" in script
     applied = pg_server.psql(db_url, "-v", "ON_ERROR_STOP=1", input_text=script)
     assert applied.returncode == 0, applied.stderr
+    again = pg_server.psql(db_url, "-v", "ON_ERROR_STOP=1", input_text=script)  # idempotent
+    assert again.returncode == 0, again.stderr
     valid, children = index_state(engine, "ix_attempts_item_id_score")
     assert valid
     assert children == dict.fromkeys([*YEARLY_FROM_0001, "attempts_default"], True)
+
+
+def invalid_indexes(engine: Engine) -> list[str]:
+    """Invalid indexes on the partitions (what slows every insert), by name."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT x.indexrelid::regclass::text FROM pg_index x JOIN pg_inherits i"
+                    " ON i.inhrelid = x.indrelid WHERE i.inhparent = 'attempts'::regclass"
+                    " AND NOT x.indisvalid ORDER BY 1"
+                )
+            ).scalars()
+        )
+
+
+def build_index(engine: Engine, name: str, columns: list[str], where: str | None = None) -> None:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        with ctx.begin_transaction():
+            partitions.create_partitioned_index_concurrently(Operations(ctx), name, columns, where=where)
+
+
+# 1 / (score - 0.5) divides by zero on a row whose score is 0.5: the build fails on that partition
+FAILS_ON_HALF = "1 / (score - 0.5) > 0"
+
+
+def test_partitioned_index_helper_failure_leaves_no_invalid_index_and_says_what_is_kept(
+    engine: Engine, learner
+):
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2024-03-01 00:00:00+00", 3)  # scores 0.0, 0.1, 0.2
+        add_attempts(conn, user, item, "2025-03-01 00:00:00+00", 6)  # ... 0.5: fails there
+    with pytest.raises(MigrationFailed) as caught:
+        build_index(engine, "ix_attempts_late", ["score"], where=FAILS_ON_HALF)
+    assert str(caught.value) == (
+        "partitioned index ix_attempts_late: CREATE INDEX CONCURRENTLY ix_attempts_2025_late ON"
+        " public.attempts_2025 (score) WHERE 1 / (score - 0.5) > 0 failed: division by zero;"
+        " dropped the invalid ix_attempts_2025_late it left"
+        " — kept: ix_attempts_late (invalid until every partition has its index) and"
+        " ix_attempts_2024_late (valid, attached); fix the cause and run the revision again, which"
+        " keeps what is valid and builds the rest; if you change the index definition, first"
+        " DROP INDEX ix_attempts_late (drops its partitions' indexes too)"
+    )
+    assert invalid_indexes(engine) == []
+    assert index_state(engine, "ix_attempts_late") == (False, {"attempts_2024": True})
+
+
+def test_partitioned_index_helper_rerun_after_an_interrupted_run_completes(engine: Engine, learner):
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2026-03-01 00:00:00+00", 6)  # one row scores 0.5
+    with engine.connect() as conn:  # what an interrupted run leaves, statement by statement
+        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+        auto.execute(text("CREATE INDEX ix_attempts_score ON ONLY attempts (score)"))
+        auto.execute(text("CREATE INDEX CONCURRENTLY ix_attempts_2025_score ON attempts_2025 (score)"))
+        auto.execute(text("ALTER INDEX ix_attempts_score ATTACH PARTITION ix_attempts_2025_score"))
+        auto.execute(text("CREATE INDEX CONCURRENTLY ix_attempts_2024_score ON attempts_2024 (score)"))
+        with pytest.raises(DBAPIError, match="division by zero"):  # killed mid-build: left invalid
+            auto.execute(
+                text(
+                    "CREATE INDEX CONCURRENTLY ix_attempts_2026_score ON attempts_2026 (score)"
+                    f" WHERE {FAILS_ON_HALF}"
+                )
+            )
+    assert invalid_indexes(engine) == ["ix_attempts_2026_score"]
+
+    build_index(engine, "ix_attempts_score", ["score"])
+
+    assert invalid_indexes(engine) == []
+    assert index_state(engine, "ix_attempts_score") == (
+        True,
+        dict.fromkeys([*YEARLY_FROM_0001, "attempts_default"], True),
+    )
+    with engine.connect() as conn:
+        rebuilt = conn.scalar(text("SELECT pg_get_indexdef('ix_attempts_2026_score'::regclass)"))
+    assert rebuilt == "CREATE INDEX ix_attempts_2026_score ON public.attempts_2026 USING btree (score)"
+    build_index(engine, "ix_attempts_score", ["score"])  # and once complete, a re-run does nothing
+
+
+def test_revision_using_the_partitioned_index_helper_passes_the_projects_lint(versions: Path) -> None:
+    # its ON ONLY statement is catalog-only and carries its squawk-ignore; the rest is CONCURRENTLY
+    add_python_revision(
+        versions,
+        "0005_index_attempts_score",
+        "0004",
+        """
+        from scripts.partitions import create_partitioned_index_concurrently
+
+        create_partitioned_index_concurrently(op, "ix_attempts_score", ["score"], where="score > 0.5")
+        """,
+    )
+    assert validate_migrations(offline=True).findings == []
 
 
 def test_partitioned_index_helper_refuses_malformed_columns():
