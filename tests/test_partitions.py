@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -27,6 +27,7 @@ from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.errors import (
     ConfigError,
+    DatabaseUnreachable,
     LockTimeout,
     MigrationFailed,
     NotPartitioned,
@@ -626,6 +627,99 @@ def test_ensure_gives_up_with_a_lock_timeout_says_what_is_left_and_a_rerun_finis
     assert [p.name for p in result.created] == ["attempts_2030"]
     assert result.resumed == ["attempts_2030"]
     assert "attempts_2030" in partition_names(engine)
+
+
+def terminate(engine: Engine, pid: int) -> None:
+    """End one backend as a server restart does, for its client (SQLSTATE 57P01)."""
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+
+def test_lost_connection_during_ensure_is_one_line_and_the_same_command_resumes(engine: Engine, learner):
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2030-01-01 00:00:00+00", 30)
+    before = range_checksum(engine, "2030-01-01 00:00:00+00", "2031-01-01 00:00:00+00")
+    with engine.connect() as conn:
+        pid = conn.scalar(text("SELECT pg_backend_pid()"))
+        conn.commit()
+        with pytest.raises(DatabaseUnreachable) as caught:
+            partitions.ensure(
+                conn,
+                interval="year",
+                ahead=0,
+                start="2030-01-01",
+                today=date(2030, 1, 1),
+                batch_rows=10,
+                on_batch=lambda partition, moved: terminate(engine, pid),
+            )
+    message = str(caught.value)
+    assert "\n" not in message
+    # libpq's first line is either the server's FATAL message or its own account of the loss
+    assert re.match(
+        "lost the connection to the database during ensure of attempts_2030:"
+        " (terminating connection due to administrator command|server closed the connection unexpectedly)"
+        " — attempts_2030 exists, not yet a partition of attempts, holding 10 row[(]s[)] moved out of"
+        " attempts_default",
+        message,
+    ), message
+    assert message.endswith(
+        "run `alp-db partitions ensure --table attempts --interval year --start 2030-01-01` again to"
+        " finish, once the server is back"
+    )
+    result = ensure(engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1))
+    assert result.resumed == ["attempts_2030"]
+    assert result.moved_rows == {"attempts_2030": 30}
+    assert rows_by_partition(engine) == {"attempts_2030": 30}
+    assert range_checksum(engine, "2030-01-01 00:00:00+00", "2031-01-01 00:00:00+00") == before
+
+
+def test_lost_connection_during_detach_is_one_line_exit_2_and_says_how_to_resume(
+    db_url: URL, engine: Engine, learner
+):
+    fill_years(engine, *learner)
+    reader = engine.connect()
+    reader.execute(text("SELECT count(*) FROM attempts"))  # DETACH waits for this reader
+    outcome: dict[str, object] = {}
+
+    args = ["partitions", "detach", "--older-than", "2025-01-01", "--database-url", cli_url(db_url)]
+
+    def run() -> None:
+        outcome["cli"] = CliRunner().invoke(main, [*args, "--lock-timeout", "60s"])
+
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        wait_for_lock_waiter(engine, "attempts")
+        with engine.connect() as conn:
+            waiter = conn.scalar(
+                text(
+                    "SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                    " WHERE NOT l.granted AND c.relname = 'attempts'"
+                )
+            )
+        terminate(engine, waiter)
+        thread.join()
+    finally:
+        reader.rollback()
+        reader.close()
+    result = outcome["cli"]
+    assert isinstance(result, Result)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(
+        "alp-db: error: lost the connection to the database during ALTER TABLE public.attempts DETACH"
+        " PARTITION public.attempts_2024:"
+        " (terminating connection due to administrator command|server closed the connection unexpectedly)"
+        " — nothing of that step was kept; once the server is back, run the same command again:"
+        " it resumes where this one stopped",
+        lines[0],
+    ), lines[0]
+    assert "attempts_2024" in partition_names(engine)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "attempts_2024" not in partition_names(engine)
 
 
 # ------------------------------------------------------------------ errors

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from scripts.errors import ConfigError, PartitionOverlap
 from scripts.partitions.catalog import PartitionedTable, quote_name
 from scripts.partitions.defaults import MAX_NEW_PARTITIONS
-from scripts.partitions.periods import Period, advance, period_shape, period_start, periods
+from scripts.partitions.period_math import Period, advance, period_shape, period_start, periods
 
 # The CHECK constraint that proves a new table's rows lie within its bounds, so that ATTACH
 # PARTITION skips its validation scan ("ALTER TABLE", ATTACH PARTITION). It also marks a

@@ -1,6 +1,6 @@
 """The steps that turn one period into a partition without holding the platform's writers.
 
-Each function here is one short transaction of :func:`scripts.partitions.ensure.ensure`
+Each function here is one short transaction of :func:`scripts.partitions.ensure_run.ensure`
 (a savepoint when the caller is already in a transaction), run with a short ``lock_timeout``
 and retried by ``steps.run_step``. In order, with the locks each takes ("Explicit Locking",
 "ALTER TABLE" and "CREATE TABLE" in the PostgreSQL docs):
@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection
 from scripts.errors import PartitionError
 from scripts.partitions.catalog import PartitionedTable, quote_name
 from scripts.partitions.ensure_plan import BOUNDS_CHECK
-from scripts.partitions.periods import Period
+from scripts.partitions.period_math import Period
 
 
 def create_table(conn: Connection, info: PartitionedTable, period: Period) -> None:

@@ -23,7 +23,7 @@ from scripts.partitions.defaults import (
     DEFAULT_TABLE,
 )
 from scripts.partitions.ensure_plan import EnsurePlan, infer_interval, plan_ensure
-from scripts.partitions.periods import Period, check_interval, parse_date, show, today_utc
+from scripts.partitions.period_math import Period, check_interval, parse_date, show, today_utc
 from scripts.partitions.steps import pinned_session, run_step, transaction
 
 T = TypeVar("T")
