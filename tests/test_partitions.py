@@ -512,8 +512,9 @@ def test_insert_queued_behind_ensure_lands_in_the_new_partition(engine: Engine, 
     outcome: dict[str, object] = {}
 
     def run_ensure() -> None:
+        # a long lock wait: ensure must still be waiting for the reader when the insert queues
         outcome["ensure"] = ensure(
-            engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1)
+            engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1), lock_timeout="60s"
         )
 
     def insert_2030() -> None:
