@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from scripts.db.engine import make_engine
 from scripts.errors import DataMigrationError, LockTimeout
 from scripts.migrations import api as migrations
 from tests.conftest import PgServer, unique_name
+from tests.polling import wait_until
 from tests.project import REPO_ROOT
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
@@ -93,17 +92,6 @@ def checkpoint(engine: Engine, name: str) -> dict[str, object] | None:
             text("SELECT * FROM data_migration_checkpoints WHERE name = :n"), {"n": name}
         ).first()
         return dict(row._mapping) if row else None
-
-
-def wait_for(probe: Callable[[], object], what: str) -> object:
-    """Poll the database until ``probe`` returns something truthy."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def waiting_update_pid(engine: Engine) -> int | None:
@@ -222,7 +210,7 @@ def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
         return waiting_update_pid(engine)
 
     try:
-        pid = wait_for(blocked, "the run to block on the locked row")
+        pid = wait_until(blocked, "the run to block on the locked row")
         at_kill = checkpoint(engine, "killed")
         assert (
             at_kill is not None
@@ -236,7 +224,7 @@ def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
             proc.kill()
             proc.wait()
     blocker.rollback()
-    wait_for(lambda: not backend_alive(engine, int(pid)), "the killed run's backend to end")  # type: ignore[call-overload]
+    wait_until(lambda: not backend_alive(engine, int(pid)), "the killed run's backend to end")  # type: ignore[call-overload]
     # the batch in flight was not committed, and neither was its checkpoint
     assert checkpoint(engine, "killed") == at_kill
     resumed = run_guide_change(db_url, name="killed")
@@ -280,7 +268,7 @@ def test_row_locked_by_another_transaction_makes_the_batch_retry_not_fail(db_url
     worker = threading.Thread(target=run)
     worker.start()
     try:
-        wait_for(lambda: waiting_update_pid(engine), "the batch to wait for the locked row")
+        wait_until(lambda: waiting_update_pid(engine), "the batch to wait for the locked row")
         assert reporter.retried.wait(WAIT_S), "the batch was not retried"
         with pytest.raises(DataMigrationError, match="'locked' is already running"):
             run_guide_change(db_url, name="locked")
