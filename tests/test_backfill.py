@@ -259,6 +259,9 @@ class RecordingReporter:
         self.retries.append(message)
         self.retried.set()
 
+    def pause(self, message: str) -> None:
+        pass
+
     def finish(self, summary: str) -> None:
         pass
 

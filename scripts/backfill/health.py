@@ -1,0 +1,124 @@
+"""The database's health signals a data migration checks before each batch, and the limits.
+
+A backfill writes WAL as fast as it can; a hot standby replaying it more slowly falls behind
+(its readers see stale data, and a replication slot keeps the primary's WAL on disk until the
+standby has it), and autovacuum on the same table competes for the same pages. So, as
+GitLab's batched background migrations do, the runner pauses while any signal is over its
+limit and says why. The signals, all read on the primary in one query:
+
+- replay lag of every standby: ``pg_stat_replication.replay_lag`` (time) and
+  ``pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)`` (bytes). The bytes matter most: while a
+  standby's replay is stalled, ``replay_lag`` keeps its last value, the byte distance grows
+  ("pg_stat_replication", Monitoring Database Activity, 28.2.4);
+- WAL retained by replication slots: ``pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)``
+  (``pg_replication_slots``);
+- autovacuum working on the table (or its partitions): ``pg_stat_progress_vacuum`` joined to
+  ``pg_stat_activity.backend_type = 'autovacuum worker'`` (28.4.5).
+
+Without the pg_read_all_stats role (pg_monitor) the lag columns read NULL: a signal that
+cannot be read does not pause the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from scripts.backfill.defaults import (
+    DEFAULT_MAX_REPLAY_LAG_BYTES,
+    DEFAULT_MAX_REPLAY_LAG_S,
+    DEFAULT_MAX_SLOT_WAL_BYTES,
+    DEFAULT_PAUSE_POLL_S,
+)
+from scripts.errors import ConfigError
+
+_SIGNALS = text(
+    """
+    SELECT
+      (SELECT max(extract(epoch FROM r.replay_lag)) FROM pg_stat_replication r) AS lag_s,
+      (SELECT r.application_name FROM pg_stat_replication r
+        ORDER BY pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) DESC NULLS LAST LIMIT 1) AS standby,
+      (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn))
+         FROM pg_stat_replication r) AS lag_bytes,
+      (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn))
+         FROM pg_replication_slots s WHERE s.restart_lsn IS NOT NULL) AS slot_bytes,
+      (SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a ON a.pid = v.pid
+        WHERE a.backend_type = 'autovacuum worker'
+          AND (v.relid = :oid OR v.relid IN (SELECT relid FROM pg_partition_tree(:oid)))) AS autovacuums
+    """
+)
+# pg_current_wal_lsn() cannot run during recovery; on a standby there is nothing to check here
+_IN_RECOVERY = text("SELECT pg_is_in_recovery()")
+
+
+@dataclass(frozen=True)
+class HealthLimits:
+    """Pause before a batch while any signal is over its limit; ``enabled=False`` checks none."""
+
+    enabled: bool = True
+    max_replay_lag_s: float = DEFAULT_MAX_REPLAY_LAG_S
+    max_replay_lag_bytes: int = DEFAULT_MAX_REPLAY_LAG_BYTES
+    max_slot_wal_bytes: int = DEFAULT_MAX_SLOT_WAL_BYTES
+    pause_on_autovacuum: bool = True
+    poll_s: float = DEFAULT_PAUSE_POLL_S
+
+    def __post_init__(self) -> None:
+        for name in ("max_replay_lag_s", "max_replay_lag_bytes", "max_slot_wal_bytes", "poll_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"{name.replace('_', ' ')} {getattr(self, name)} is negative", "use 0 or more"
+                )
+
+
+@dataclass(frozen=True)
+class Signals:
+    replay_lag_s: float | None
+    standby: str | None  # the standby furthest behind
+    replay_lag_bytes: int | None
+    slot_wal_bytes: int | None
+    autovacuums: int
+
+
+def read_signals(conn: Connection, table_oid: int) -> Signals | None:
+    """The signals now, or None on a server in recovery (no WAL position of its own)."""
+    if conn.scalar(_IN_RECOVERY):
+        return None
+    row = conn.execute(_SIGNALS, {"oid": table_oid}).one()
+    return Signals(
+        replay_lag_s=float(row.lag_s) if row.lag_s is not None else None,
+        standby=row.standby,
+        replay_lag_bytes=int(row.lag_bytes) if row.lag_bytes is not None else None,
+        slot_wal_bytes=int(row.slot_bytes) if row.slot_bytes is not None else None,
+        autovacuums=int(row.autovacuums),
+    )
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1024**2:.1f} MB"
+
+
+def reasons(signals: Signals | None, limits: HealthLimits, table: str) -> list[str]:
+    """Why the run must wait now, one phrase per signal over its limit; [] when it may go on."""
+    if signals is None or not limits.enabled:
+        return []
+    why = []
+    standby = f"standby {signals.standby!r}" if signals.standby else "a standby"
+    if signals.replay_lag_bytes is not None and signals.replay_lag_bytes > limits.max_replay_lag_bytes:
+        why.append(
+            f"{standby} is {_mb(signals.replay_lag_bytes)} of WAL behind"
+            f" (limit {_mb(limits.max_replay_lag_bytes)})"
+        )
+    if signals.replay_lag_s is not None and signals.replay_lag_s > limits.max_replay_lag_s:
+        why.append(
+            f"{standby} replays {signals.replay_lag_s:.1f}s behind (limit {limits.max_replay_lag_s:g}s)"
+        )
+    if signals.slot_wal_bytes is not None and signals.slot_wal_bytes > limits.max_slot_wal_bytes:
+        why.append(
+            f"replication slots retain {_mb(signals.slot_wal_bytes)} of WAL"
+            f" (limit {_mb(limits.max_slot_wal_bytes)})"
+        )
+    if limits.pause_on_autovacuum and signals.autovacuums:
+        why.append(f"autovacuum is working on {table}")
+    return why

@@ -1,0 +1,117 @@
+"""Backfills that respect replicas: pause while a real standby lags, adapt the batch size.
+
+The standby is made slow in a controlled way: its WAL replay is paused
+(pg_wal_replay_pause()), so every batch on the primary adds to its lag until replay resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from benchmarks.standby import StandbyPair
+from scripts import backfill
+from scripts.backfill.health import HealthLimits
+from scripts.db.engine import make_engine
+from tests.test_backfill import WAIT_S, wait_for
+
+ROWS = 5000
+
+
+def make_table(url: URL, rows: int = ROWS) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE counters (id bigint PRIMARY KEY, n int NOT NULL)"))
+            conn.execute(
+                text("INSERT INTO counters SELECT i, i FROM generate_series(1, :n) AS i"), {"n": rows}
+            )
+    finally:
+        engine.dispose()
+
+
+def changed_exactly_once(url: URL) -> bool:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(
+                text("SELECT bool_and(n = id + 1) AND count(*) = :n FROM counters"), {"n": ROWS}
+            )
+    finally:
+        engine.dispose()
+
+
+def test_backfill_pauses_while_the_standby_lags_and_finishes_once_it_catches_up(standby_pair: StandbyPair):
+    url = standby_pair.primary_url
+    make_table(url)
+    standby_pair.wait_for_replay()
+    standby_pair.pause_replay()
+    limits = HealthLimits(
+        max_replay_lag_bytes=64 * 1024,  # a batch of 500 rows writes more WAL than this
+        max_replay_lag_s=3600,  # while replay is paused, replay_lag keeps its last value
+        pause_on_autovacuum=False,
+        poll_s=0.05,
+    )
+    options = backfill.BatchOptions(batch_size=500, health=limits)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = backfill.batch_update(
+                url, table="counters", set_="n = n + 1", name="lagging", options=options
+            )
+        except Exception as exc:  # handed to the test thread, which re-raises it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+
+        def paused() -> backfill.CheckpointStatus | None:
+            assert "error" not in outcome, outcome["error"]
+            found = [s for s in backfill.status(url) if s.name == "lagging" and s.state == "paused"]
+            return found[0] if found else None
+
+        seen = wait_for(paused, "the backfill to pause for the lagging standby")
+        assert isinstance(seen, backfill.CheckpointStatus)
+        assert seen.paused_reason is not None and "of WAL behind (limit 0.1 MB)" in seen.paused_reason
+        assert seen.as_row()["why"] == seen.paused_reason
+        assert seen.rows_walked < ROWS and seen.finished_at is None
+    finally:
+        standby_pair.resume_replay()
+        worker.join(WAIT_S)
+    assert not worker.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert isinstance(result, backfill.BackfillResult)
+    assert result.outcome == "finished" and result.pauses >= 1 and result.rows_updated == ROWS
+    assert changed_exactly_once(url)
+    [done] = backfill.status(url)
+    assert done.state == "finished" and done.paused_reason is None
+    standby_pair.wait_for_replay()
+    assert changed_exactly_once(standby_pair.standby_url)
+
+
+def test_adaptive_batch_size_converges_near_the_size_that_meets_the_target(db_url, engine):
+    # Each row costs a fixed ~1 ms (pg_sleep in the SET), so a 100 ms batch is ~100 rows or a
+    # few less (the rest of the batch costs something too, and more on a busy machine).
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE paced (id bigint PRIMARY KEY, n int NOT NULL)"))
+        conn.execute(text("INSERT INTO paced SELECT i, i FROM generate_series(1, 3000) AS i"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION slow_next(x int) RETURNS int LANGUAGE plpgsql"
+                " AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN x + 1; END $$"
+            )
+        )
+    options = backfill.BatchOptions(
+        target_batch_ms=100, min_batch_size=10, max_batch_size=400, health=HealthLimits(enabled=False)
+    )
+    result = backfill.batch_update(db_url, table="paced", set_="n = slow_next(n)", options=options)
+    assert result.outcome == "finished" and result.rows_updated == 3000
+    # started at the maximum (400 rows, ~4x the target): it must have come down near 100
+    assert 25 <= result.last_batch_size <= 200, result.last_batch_size
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT bool_and(n = id + 1) FROM paced")) is True
