@@ -121,12 +121,12 @@ def test_migrator_blocked_by_a_held_lock_gives_up_and_names_the_table(project, d
     holder.execute(text("LOCK TABLE items IN ACCESS SHARE MODE"))  # a long-running reader
     try:
         config = alembic_config(db_url)
-        config.attributes["runtime_overrides"] = {"lock_timeout": "200ms"}
+        config.attributes["runtime_overrides"] = {"lock_timeout": "200ms", "lock_retry_budget": "0"}
         from alembic import command
 
         with pytest.raises(LockTimeout, match=r"lock on items") as caught:
             command.upgrade(config, "head")
-        assert "200ms" in str(caught.value)
+        assert "waited 200ms" in str(caught.value)
     finally:
         holder.rollback()
         holder.close()
@@ -240,7 +240,8 @@ def test_timeouts_apply_to_the_migration_connection(project, db_url: URL):
     try:
         from alembic import command
 
-        config.attributes["runtime_overrides"] = {"lock_timeout": "1500ms"}
+        # lock retries off: every statement waits the full lock_timeout
+        config.attributes["runtime_overrides"] = {"lock_timeout": "1500ms", "lock_retry_budget": "0"}
         command.upgrade(config, "head")
     finally:
         del os.environ["ALP_DB_STATEMENT_TIMEOUT"]

@@ -98,7 +98,21 @@ def runtime_options(fn: F) -> F:
                 "--lock-timeout",
                 default=None,
                 metavar="DURATION",
-                help="Longest wait for a table lock per statement (default 5s; ALP_DB_LOCK_TIMEOUT).",
+                help="Lock wait of a statement that is not retried (default 5s; ALP_DB_LOCK_TIMEOUT).",
+            ),
+            click.option(
+                "--lock-retry-timeout",
+                default=None,
+                metavar="DURATION",
+                help="Lock wait of a revision's first attempt, growing to 5x on retries"
+                " (default 100ms; ALP_DB_LOCK_RETRY_TIMEOUT).",
+            ),
+            click.option(
+                "--lock-retry-budget",
+                default=None,
+                metavar="SECONDS",
+                help="How long one revision may keep retrying for its locks; 0: no retries"
+                " (default 60; ALP_DB_LOCK_RETRY_BUDGET).",
             ),
             click.option(
                 "--statement-timeout",
