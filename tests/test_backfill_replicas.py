@@ -51,7 +51,7 @@ def test_backfill_pauses_while_the_standby_lags_and_finishes_once_it_catches_up(
     limits = HealthLimits(
         max_replay_lag_bytes=64 * 1024,  # a batch of 500 rows writes more WAL than this
         max_replay_lag_s=3600,  # while replay is paused, replay_lag keeps its last value
-        pause_on_autovacuum=False,
+        pause_on_autovacuum="never",
         poll_s=0.05,
     )
     options = backfill.BatchOptions(batch_size=500, health=limits)

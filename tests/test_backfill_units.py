@@ -200,14 +200,22 @@ def test_health_reasons_name_each_signal_over_its_limit():
         replay_lag_bytes=3 * 1024**2,
         slot_wal_bytes=3 * 1024**2,
         autovacuums=1,
+        wraparound_autovacuums=1,
     )
     assert reasons(busy, limits, "items") == [
         "standby 's1' is 3.0 MB of WAL behind (limit 1.0 MB)",
         "standby 's1' replays 12.5s behind (limit 10s)",
         "replication slots retain 3.0 MB of WAL (limit 2.0 MB)",
-        "autovacuum is working on items",
+        "an anti-wraparound autovacuum is working on items",
     ]
     assert reasons(busy, HealthLimits(enabled=False), "items") == []
+    ordinary = Signals(
+        replay_lag_s=None, standby=None, replay_lag_bytes=None, slot_wal_bytes=None, autovacuums=1
+    )
+    assert reasons(ordinary, limits, "items") == []  # the default pauses for anti-wraparound only
+    assert reasons(ordinary, HealthLimits(pause_on_autovacuum="any"), "items") == [
+        "autovacuum is working on items"
+    ]
     unknown = Signals(
         replay_lag_s=None, standby=None, replay_lag_bytes=None, slot_wal_bytes=None, autovacuums=0
     )

@@ -94,7 +94,13 @@ MB = 1024**2
     show_default=True,
     help="Pause while replication slots keep more WAL than this on the primary.",
 )
-@click.option("--ignore-autovacuum", is_flag=True, help="Do not pause while autovacuum works on the table.")
+@click.option(
+    "--pause-on-autovacuum",
+    type=click.Choice(["wraparound", "any", "never"]),
+    default="wraparound",
+    show_default=True,
+    help="Pause while autovacuum works on the table: only an anti-wraparound one, any, or never.",
+)
 @click.option("--no-health-checks", is_flag=True, help="Never pause for replicas or autovacuum.")
 @click.option(
     "--pause-poll",
@@ -125,7 +131,7 @@ def batch_update(
     max_replay_lag: float,
     max_replay_lag_mb: float,
     max_slot_wal_mb: float,
-    ignore_autovacuum: bool,
+    pause_on_autovacuum: str,
     no_health_checks: bool,
     pause_poll: float,
     fmt: str,
@@ -136,8 +142,8 @@ def batch_update(
     Every matching row is updated exactly once, even when SET changes what WHERE reads. A
     killed or stopped run resumes after its last committed batch when run again with the
     same --name (the default name is the same for the same command). Before each batch it
-    pauses while a standby lags, replication slots hold too much WAL, or autovacuum works
-    on the table.
+    pauses while a standby lags, replication slots hold too much WAL, or an anti-wraparound
+    autovacuum works on the table.
     """
     import sys
 
@@ -158,7 +164,7 @@ def batch_update(
             max_replay_lag_s=max_replay_lag,
             max_replay_lag_bytes=int(max_replay_lag_mb * MB),
             max_slot_wal_bytes=int(max_slot_wal_mb * MB),
-            pause_on_autovacuum=not ignore_autovacuum,
+            pause_on_autovacuum=pause_on_autovacuum,
             poll_s=pause_poll,
         ),
     )
