@@ -7,13 +7,14 @@ The standby is made slow in a controlled way: its WAL replay is paused
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 
 from benchmarks.standby import StandbyPair
 from scripts import backfill
-from scripts.backfill.health import HealthLimits
+from scripts.backfill.health import HealthLimits, read_signals
 from scripts.db.engine import make_engine
 from tests.test_backfill import WAIT_S, wait_for
 
@@ -92,11 +93,27 @@ def test_backfill_pauses_while_the_standby_lags_and_finishes_once_it_catches_up(
     assert done.state == "finished" and done.paused_reason is None
     standby_pair.wait_for_replay()
     assert changed_exactly_once(standby_pair.standby_url)
+    standby = make_engine(standby_pair.standby_url)
+    try:
+        with standby.connect() as conn:  # a standby has no WAL position of its own to compare
+            oid = conn.scalar(text("SELECT 'counters'::regclass::oid"))
+            assert read_signals(conn, int(oid)) is None
+    finally:
+        standby.dispose()
+
+
+def per_row_ms(engine: Engine, rows: int = 50) -> float:
+    """What one call of slow_next costs on this server now (the known part of a row's cost)."""
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        conn.execute(text("SELECT sum(slow_next(i)) FROM generate_series(1, :n) AS i"), {"n": rows})
+        return (time.perf_counter() - started) * 1000 / rows
 
 
 def test_adaptive_batch_size_converges_near_the_size_that_meets_the_target(db_url, engine):
-    # Each row costs a fixed ~1 ms (pg_sleep in the SET), so a 100 ms batch is ~100 rows or a
-    # few less (the rest of the batch costs something too, and more on a busy machine).
+    # Each row costs a fixed sleep (pg_sleep in the SET), so the right size is the target over
+    # that cost, or a little less (the rest of a batch costs something too). The cost is
+    # calibrated on the same server before and after, since a busy machine stretches sleeps.
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE paced (id bigint PRIMARY KEY, n int NOT NULL)"))
         conn.execute(text("INSERT INTO paced SELECT i, i FROM generate_series(1, 3000) AS i"))
@@ -106,12 +123,18 @@ def test_adaptive_batch_size_converges_near_the_size_that_meets_the_target(db_ur
                 " AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN x + 1; END $$"
             )
         )
+    before = per_row_ms(engine)
     options = backfill.BatchOptions(
         target_batch_ms=100, min_batch_size=10, max_batch_size=400, health=HealthLimits(enabled=False)
     )
     result = backfill.batch_update(db_url, table="paced", set_="n = slow_next(n)", options=options)
+    right_size = 100 / ((before + per_row_ms(engine)) / 2)
     assert result.outcome == "finished" and result.rows_updated == 3000
-    # started at the maximum (400 rows, ~4x the target): it must have come down near 100
-    assert 25 <= result.last_batch_size <= 200, result.last_batch_size
+    # started at the maximum (400 rows, several times the target): it came down near the size
+    assert right_size / 2.5 <= result.last_batch_size <= right_size * 1.5, (
+        result.last_batch_size,
+        right_size,
+    )
+    assert result.last_batch_size < 400
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT bool_and(n = id + 1) FROM paced")) is True

@@ -39,26 +39,35 @@ from scripts.backfill.defaults import (
 )
 from scripts.errors import ConfigError
 
+# One round trip. pg_current_wal_lsn() cannot run during recovery, so the WAL distances are
+# read only on a primary: CASE evaluates its branches lazily ("Conditional Expressions").
 _SIGNALS = text(
     """
     SELECT
+      pg_is_in_recovery() AS recovery,
       (SELECT max(extract(epoch FROM r.replay_lag)) FROM pg_stat_replication r) AS lag_s,
-      (SELECT r.application_name FROM pg_stat_replication r
-        ORDER BY pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) DESC NULLS LAST LIMIT 1) AS standby,
-      (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn))
-         FROM pg_stat_replication r) AS lag_bytes,
-      (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn))
-         FROM pg_replication_slots s WHERE s.restart_lsn IS NOT NULL) AS slot_bytes,
-      (SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a ON a.pid = v.pid
-        WHERE a.backend_type = 'autovacuum worker'
-          AND (v.relid = :oid OR v.relid IN (SELECT relid FROM pg_partition_tree(:oid)))) AS autovacuums,
-      (SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a ON a.pid = v.pid
-        WHERE a.backend_type = 'autovacuum worker' AND a.query LIKE '%(to prevent wraparound)'
-          AND (v.relid = :oid OR v.relid IN (SELECT relid FROM pg_partition_tree(:oid)))) AS wraparound
+      CASE WHEN NOT pg_is_in_recovery() THEN
+        (SELECT r.application_name FROM pg_stat_replication r
+          ORDER BY pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) DESC NULLS LAST LIMIT 1)
+      END AS standby,
+      CASE WHEN NOT pg_is_in_recovery() THEN
+        (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)) FROM pg_stat_replication r)
+      END AS lag_bytes,
+      CASE WHEN NOT pg_is_in_recovery() THEN
+        (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn))
+           FROM pg_replication_slots s WHERE s.restart_lsn IS NOT NULL)
+      END AS slot_bytes,
+      v.autovacuums,
+      v.wraparound
+    FROM (
+      SELECT count(*) AS autovacuums,
+             count(*) FILTER (WHERE a.query LIKE '%(to prevent wraparound)') AS wraparound
+      FROM pg_stat_progress_vacuum p JOIN pg_stat_activity a ON a.pid = p.pid
+      WHERE a.backend_type = 'autovacuum worker'
+        AND (p.relid = :oid OR p.relid IN (SELECT relid FROM pg_partition_tree(:oid)))
+    ) AS v
     """
 )
-# pg_current_wal_lsn() cannot run during recovery; on a standby there is nothing to check here
-_IN_RECOVERY = text("SELECT pg_is_in_recovery()")
 
 
 AUTOVACUUM_MODES = ("wraparound", "any", "never")
@@ -101,9 +110,9 @@ class Signals:
 
 def read_signals(conn: Connection, table_oid: int) -> Signals | None:
     """The signals now, or None on a server in recovery (no WAL position of its own)."""
-    if conn.scalar(_IN_RECOVERY):
-        return None
     row = conn.execute(_SIGNALS, {"oid": table_oid}).one()
+    if row.recovery:
+        return None
     return Signals(
         replay_lag_s=float(row.lag_s) if row.lag_s is not None else None,
         standby=row.standby,
