@@ -58,14 +58,21 @@ class Window:
     max_ms: float
 
     @classmethod
-    def of(cls, ended: np.ndarray, latency_us: np.ndarray, lo: float, hi: float) -> Window:
-        inside = (ended >= lo) & (ended < hi)
-        lat = latency_us[inside] / 1000.0
+    def of(
+        cls, ended: np.ndarray, latency_us: np.ndarray, lo: float, hi: float, *, overlapping: bool
+    ) -> Window:
+        """Throughput from the transactions that ended in [lo, hi); latency from those inside it
+        or, ``overlapping``, from every transaction that was running at some point of it — a
+        client stalled by the operation finishes after it, and its wait is what counts."""
+        began = ended - latency_us / 1e6
+        finished = (ended >= lo) & (ended < hi)
+        timed = ((began < hi) & (ended >= lo)) if overlapping else (finished & (began >= lo))
+        lat = latency_us[timed] / 1000.0
         seconds = max(hi - lo, 1e-9)
         return cls(
             seconds=round(seconds, 3),
-            transactions=int(inside.sum()),
-            tps=round(float(inside.sum()) / seconds, 1),
+            transactions=int(finished.sum()),
+            tps=round(float(finished.sum()) / seconds, 1),
             p99_ms=round(float(np.percentile(lat, 99)), 1) if len(lat) else 0.0,
             max_ms=round(float(lat.max()), 1) if len(lat) else 0.0,
         )

@@ -123,8 +123,8 @@ def run(
     ended, latency = bench.transactions()
     # "During" is while the operation is connected to the server, not its interpreter start-up.
     on_lo, on_hi = monitor.operation_window(op_start, op_end)
-    base = Window.of(ended, latency, started + WARMUP_S, op_start)
-    during = Window.of(ended, latency, on_lo, on_hi)
+    base = Window.of(ended, latency, started + WARMUP_S, op_start, overlapping=False)
+    during = Window.of(ended, latency, on_lo, on_hi, overlapping=True)
     on_op = monitor.longest(op_start, op_end + TAIL_S, by_operation=True)
     return Outcome(
         key=scenario.key,
