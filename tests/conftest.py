@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Connection, Engine
 
 from scripts.db.devdb import Cluster, embedded_bindir
 from scripts.db.engine import make_engine
@@ -223,3 +224,20 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectCopy:
     copy = ProjectCopy(tmp_path / "project")
     monkeypatch.setenv("ALP_DB_HOME", str(copy.root))
     return copy
+
+
+@pytest.fixture
+def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
+    """Holds FOR UPDATE row locks in another transaction until the test releases them."""
+    held: list[Connection] = []
+
+    def lock(item_id: str) -> Connection:
+        conn = engine.connect()
+        conn.execute(text("SELECT 1 FROM items WHERE id = :id FOR UPDATE"), {"id": item_id})
+        held.append(conn)
+        return conn
+
+    yield lock
+    for conn in held:
+        conn.rollback()
+        conn.close()

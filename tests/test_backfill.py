@@ -10,13 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Engine
 
 from scripts import backfill
 from scripts.backfill import offline as backfill_offline
@@ -121,23 +121,6 @@ def waiting_update_pid(engine: Engine) -> int | None:
 def backend_alive(engine: Engine, pid: int) -> bool:
     with engine.connect() as conn:
         return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}))
-
-
-@pytest.fixture
-def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
-    """Holds FOR UPDATE row locks in another transaction until the test releases them."""
-    held: list[Connection] = []
-
-    def lock(item_id: str) -> Connection:
-        conn = engine.connect()
-        conn.execute(text("SELECT 1 FROM items WHERE id = :id FOR UPDATE"), {"id": item_id})
-        held.append(conn)
-        return conn
-
-    yield lock
-    for conn in held:
-        conn.rollback()
-        conn.close()
 
 
 def matching_item_at(engine: Engine, n: int) -> tuple[str, int]:
@@ -351,10 +334,10 @@ def test_dry_run_counts_what_would_change_and_changes_nothing(db_url, engine):
         ({"table": "table_sizes"}, "'table_sizes' is not a table"),
         ({"key": "no_such_column"}, "table 'items' has no column 'no_such_column'"),
         ({"key": "difficulty"}, r"\(difficulty\) is not a usable key of 'items'"),
-        ({"set_": "difficulty = difficulty * * 1.1"}, r"SET .* is not valid for table 'items': syntax error"),
+        ({"set_": "difficulty = difficulty * * 1.1"}, r"SET .* is not valid SQL here \(syntax error"),
         ({"set_": "no_such_column = 1"}, r"SET .* is not valid .*no_such_column"),
         ({"where": "difficulty"}, "argument of WHERE must be type boolean"),
-        ({"set_": "difficulty = 1; DROP TABLE items"}, "holds a ';'"),
+        ({"set_": "difficulty = 1; DROP TABLE items"}, "more than one statement"),
         ({"set_": "stem = 'x', id = gen_random_uuid()"}, "SET assigns the key column id"),
     ],
 )
