@@ -54,7 +54,7 @@ def ensure_cmd(
 ) -> None:
     """Create every missing partition; rows already in the default partition move into them."""
     from scripts import partitions as lib
-    from scripts.db.engine import session
+    from scripts.db.target import session
 
     def retrying(attempt: int) -> None:
         click.echo(f"alp-db: lock wait timed out; retrying ({attempt})", err=True)
@@ -91,7 +91,7 @@ def ensure_cmd(
 def list_cmd(table: str, database_url: str | None, fmt: str) -> None:
     """Partitions with bounds, estimated rows and size; exit 1 if the default partition holds rows."""
     from scripts import partitions as lib
-    from scripts.db.engine import session
+    from scripts.db.target import session
 
     with session(database_url) as conn:
         listing = lib.list_partitions(conn, table)
@@ -130,7 +130,7 @@ def detach_cmd(
 ) -> None:
     """Detach (and with --drop, drop) old partitions; never the default one."""
     from scripts import partitions as lib
-    from scripts.db.engine import session
+    from scripts.db.target import session
 
     with session(database_url) as conn:
         plan = lib.plan_detach(conn, table, older_than, drop=drop)
