@@ -34,6 +34,10 @@ class PermissionDenied(AlpDbError):
     """The role lacks a privilege the operation needs."""
 
 
+class ConnectionLost(AlpDbError):
+    """The session ended mid-operation: the server restarted or terminated it, or the network broke."""
+
+
 class LockTimeout(AlpDbError):
     """A lock could not be taken within the configured time."""
 
@@ -72,6 +76,10 @@ class AlreadySeeded(AlpDbError):
 
 class SeedFailed(AlpDbError):
     """Generated rows broke a rule the database enforces; nothing was loaded."""
+
+
+class ReferencingData(AlpDbError):
+    """``seed --replace`` would empty a table that references seeded ones and holds other rows."""
 
 
 class HealthCheckFailed(AlpDbError):

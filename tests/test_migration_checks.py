@@ -13,11 +13,12 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
+from scripts.checks.files import TEMPLATE_PLACEHOLDERS, find_heads, scan_versions
 from scripts.checks.report import Finding, ValidationReport, validate_migrations
 from scripts.cli import main
 from scripts.migrations import history
 from tests.conftest import free_port
-from tests.project import REPO_ROOT
+from tests.project import REPO_ROOT, ProjectCopy
 
 SQL_REVISION = '''\
 """{doc}
@@ -470,3 +471,118 @@ def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Pa
     assert finding.severity == "error"
     assert "0005_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
     assert "alembic upgrade 0004:0005 --sql" in finding.how_to_fix
+
+
+def test_revision_that_cannot_render_does_not_stop_the_lint_of_later_revisions(versions: Path) -> None:
+    add_python_revision(
+        versions,
+        "0005_backfill_users_ability",
+        "0004",
+        'op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar()',
+    )
+    add_python_revision(
+        versions,
+        "0006_index_users_display_name",
+        "0005",
+        'op.create_index("ix_users_display_name", "users", ["display_name"])',
+    )
+
+    report = validate_migrations(offline=True)
+
+    assert only(report, "offline-sql-failed").revision == "0005"
+    assert only(report, "lint:require-concurrent-index-creation").revision == "0006"
+    assert "0006" in report.linted and "0005" not in report.linted
+
+
+def test_applied_unchanged_revisions_are_not_linted_again_and_the_output_says_so(
+    versions: Path, db_url: URL
+) -> None:
+    applied = validate_migrations(db_url)
+    add_python_revision(
+        versions,
+        "0005_index_users_display_name",
+        "0004",
+        'op.create_index("ix_users_display_name", "users", ["display_name"])',
+    )
+
+    report = validate_migrations(db_url)
+
+    assert report.linted == ["0005"]
+    assert report.lint_unchanged == applied.lint_unchanged
+    assert set(report.lint_unchanged) == {f"{n:04d}" for n in range(1, 5)}
+    assert only(report, "lint:require-concurrent-index-creation").revision == "0005"
+    result = CliRunner().invoke(
+        main, ["validate-migrations", "--database-url", db_url.render_as_string(hide_password=False)]
+    )
+    assert "linted 1, not re-linted 4 applied and unchanged since (checksum): 0001-0004" in result.stdout
+
+
+def test_edited_applied_revision_is_linted_again(versions: Path, db_url: URL) -> None:
+    sql = versions / "0004_create_views.upgrade.sql"
+    sql.write_text(sql.read_text() + "CREATE INDEX ix_users_role ON users (role);\n")
+
+    report = validate_migrations(db_url)
+
+    assert "0004" in report.linted
+    assert "0004" not in report.lint_unchanged
+    assert only(report, "checksum-mismatch").revision == "0004"
+
+
+# -- names and docstrings ----------------------------------------------------------------------
+
+
+def head_and_next(versions: Path) -> tuple[str, str]:
+    """The tree's head and the id after it (whatever the repository's head is today)."""
+    (head,) = find_heads(scan_versions(versions)[0])
+    return head, f"{int(head) + 1:04d}"
+
+
+def test_vague_name_in_an_existing_file_is_flagged(project: ProjectCopy) -> None:
+    head, rev = head_and_next(project.versions)
+    project.add_revision(rev, "fix_bug", head, 'op.execute("SELECT 1")')
+
+    finding = only(validate_migrations(offline=True), "vague-name")
+
+    assert finding.revision == rev
+    assert finding.severity == "warning"
+    assert (
+        f"{rev}_fix_bug.py: migration name 'fix_bug' does not say what the migration does" in finding.message
+    )
+    assert "rename it, keeping its number" in finding.how_to_fix
+
+
+def test_file_without_a_four_digit_id_gets_the_next_free_id_suggested(project: ProjectCopy) -> None:
+    head, rev = head_and_next(project.versions)
+    path = project.add_revision(rev, "add_users_nickname", head, 'op.execute("SELECT 1")')
+    path.write_text(path.read_text().replace(f'revision = "{rev}"', 'revision = "ab85260f2871"'))
+    path.rename(project.versions / "ab85260f2871_add_users_nickname.py")
+
+    finding = only(validate_migrations(offline=True), "malformed-file-name")
+
+    assert f"the next free number: {rev}_add_users_nickname.py" in finding.how_to_fix
+    assert f'set revision = "{rev}"' in finding.how_to_fix
+
+
+def test_unfilled_template_placeholder_fails_until_it_is_replaced(project: ProjectCopy) -> None:
+    from scripts.migrations.revisions import generate_revision
+
+    path = generate_revision("add_users_nickname")
+
+    report = validate_migrations(offline=True)
+    finding = only(report, "placeholder-docstring")
+    assert finding.severity == "error"
+    assert path.name in finding.message and "What it locks: describe" in finding.message
+    assert report.exit_code == 1
+
+    text_now = path.read_text()
+    start = text_now.index("What it locks: describe")
+    end = text_now.index("how to undo.") + len("how to undo.")
+    path.write_text(text_now[:start] + "What it locks: nothing; SELECT 1 reads no table." + text_now[end:])
+
+    assert "placeholder-docstring" not in codes(validate_migrations(offline=True))
+
+
+def test_the_check_looks_for_placeholders_the_template_has() -> None:
+    template = (REPO_ROOT / "alembic" / "script.py.mako").read_text()
+    for placeholder in TEMPLATE_PLACEHOLDERS:
+        assert placeholder in " ".join(template.split()), placeholder

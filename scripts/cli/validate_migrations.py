@@ -49,7 +49,25 @@ def _print_text(report: ValidationReport) -> None:
     checked = ", ".join(report.checked) + (f" on {report.database}" if report.database else "")
     heads = ", ".join(report.heads) or "none"
     summary = f"{report.revisions} revisions, head {heads}; checked {checked}"
+    if report.lint_unchanged:
+        summary += (
+            f"; linted {len(report.linted)}, not re-linted {len(report.lint_unchanged)} applied and "
+            f"unchanged since (checksum): {_ranges(report.lint_unchanged)}"
+        )
     if report.findings:
         click.echo(f"{report.errors} error(s), {report.warnings} warning(s) — {summary}")
     else:
         click.echo(f"no problems found — {summary}")
+
+
+def _ranges(revisions: list[str]) -> str:
+    """0001, 0002, 0003, 0007 -> 0001-0003, 0007 (four-digit ids; others listed as they are)."""
+    numbered = sorted(int(r) for r in revisions if r.isdigit())
+    others = sorted(r for r in revisions if not r.isdigit())
+    spans: list[str] = []
+    for n in numbered:
+        if spans and spans[-1].split("-")[-1] == f"{n - 1:04d}":
+            spans[-1] = f"{spans[-1].split('-')[0]}-{n:04d}"
+        else:
+            spans.append(f"{n:04d}")
+    return ", ".join(spans + others)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from scripts.db.sqlstate import ADMIN_SHUTDOWN, CANNOT_CONNECT_NOW, CRASH_SHUTDOWN, sqlstate
 from scripts.db.urls import redact, scrub
 from scripts.errors import AlpDbError, DatabaseUnreachable, LoginRefused, PermissionDenied
 
@@ -43,6 +44,21 @@ def first_line(exc: BaseException, url: URL | None, *, default: str = "failed") 
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(orig).strip().splitlines()
     return scrub(lines[0].strip(), url) if lines else default
+
+
+# The session is gone (PostgreSQL Appendix A): class 08 "Connection Exception", and the
+# server's shutdown codes (a restart, pg_terminate_backend, recovery).
+_SESSION_ENDED = frozenset({ADMIN_SHUTDOWN, CRASH_SHUTDOWN, CANNOT_CONNECT_NOW})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a driver error means the session is gone, so the operation can only be resumed
+    on a new connection (SQLAlchemy marks it ``connection_invalidated``, "Dealing with
+    Disconnects"; the SQLSTATE covers errors it does not recognise)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    code = sqlstate(exc) or ""
+    return code.startswith("08") or code in _SESSION_ENDED
 
 
 def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
