@@ -53,8 +53,7 @@ class MigrateResult:
 def current_revision(database_url: str | URL | None) -> str | None:
     from sqlalchemy import text
 
-    from scripts.db.engine import session
-    from scripts.db.target import resolve_url
+    from scripts.db.target import resolve_url, session
 
     with session(resolve_url(database_url, notice=lambda _: None)) as conn:
         if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:

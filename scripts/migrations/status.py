@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 
-from scripts.db.engine import session
+from scripts.db.target import session
 from scripts.migrations import history
 from scripts.migrations.api import script_directory
 

@@ -18,15 +18,10 @@ from sqlalchemy.engine import Connection
 
 from scripts.errors import PartitionError
 from scripts.findings import Finding, Severity
-from scripts.partitions import (
-    PartitionedTable,
-    Period,
-    describe_table,
-    infer_interval,
-    missing_partitions,
-    period_shape,
-    periods,
-)
+from scripts.partitions.catalog import PartitionedTable, describe_table
+from scripts.partitions.ensure_plan import infer_interval
+from scripts.partitions.listing import missing_partitions
+from scripts.partitions.period_math import Period, period_shape, periods
 from scripts.schema_diff.compare import ABSENT, finding, is_period_partition, q
 
 FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing partitions)"

@@ -192,7 +192,7 @@ def load(
     ``streams`` is consumed lazily, so a generator overlaps with the load; ``seed()`` passes
     ``activity.encoded(plan)``, the benchmark passes pre-made streams (its floor).
     """
-    from scripts.db.engine import session
+    from scripts.db.target import session
 
     started = time.perf_counter()
     with session(database_url) as conn:
