@@ -46,9 +46,11 @@ PRIMARY_SETTINGS = {
     "shared_buffers": "64MB",
     "max_connections": "60",
 }
-# A standby's own settings (the rest comes with the base backup): its socket and port, and
-# reads allowed during recovery ("Hot Standby", chapter 27.4).
-STANDBY_SETTINGS = {"hot_standby": "on", "hot_standby_feedback": "off"}
+# A standby's own settings (the rest comes with the base backup): its socket and port, reads
+# allowed during recovery ("Hot Standby", chapter 27.4), and its replay position reported to
+# the primary every second rather than every 10 s (wal_receiver_status_interval), so that
+# pg_stat_replication on the primary sees a caught-up standby promptly.
+STANDBY_SETTINGS = {"hot_standby": "on", "hot_standby_feedback": "off", "wal_receiver_status_interval": "1s"}
 
 T = TypeVar("T")
 
