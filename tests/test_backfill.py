@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Engine
 
 from scripts import backfill
 from scripts.backfill import offline as backfill_offline
@@ -25,6 +23,7 @@ from scripts.db.engine import make_engine
 from scripts.errors import DataMigrationError, LockTimeout
 from scripts.migrations import api as migrations
 from tests.conftest import PgServer, unique_name
+from tests.polling import wait_until
 from tests.project import HEAD, NEXT, REPO_ROOT
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
@@ -95,17 +94,6 @@ def checkpoint(engine: Engine, name: str) -> dict[str, object] | None:
         return dict(row._mapping) if row else None
 
 
-def wait_for(probe: Callable[[], object], what: str) -> object:
-    """Poll the database until ``probe`` returns something truthy."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def waiting_update_pid(engine: Engine) -> int | None:
     """The backend of this database waiting for a lock (the test's blockers only hold them)."""
     with engine.connect() as conn:
@@ -121,23 +109,6 @@ def waiting_update_pid(engine: Engine) -> int | None:
 def backend_alive(engine: Engine, pid: int) -> bool:
     with engine.connect() as conn:
         return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}))
-
-
-@pytest.fixture
-def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
-    """Holds FOR UPDATE row locks in another transaction until the test releases them."""
-    held: list[Connection] = []
-
-    def lock(item_id: str) -> Connection:
-        conn = engine.connect()
-        conn.execute(text("SELECT 1 FROM items WHERE id = :id FOR UPDATE"), {"id": item_id})
-        held.append(conn)
-        return conn
-
-    yield lock
-    for conn in held:
-        conn.rollback()
-        conn.close()
 
 
 def matching_item_at(engine: Engine, n: int) -> tuple[str, int]:
@@ -239,7 +210,7 @@ def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
         return waiting_update_pid(engine)
 
     try:
-        pid = wait_for(blocked, "the run to block on the locked row")
+        pid = wait_until(blocked, "the run to block on the locked row")
         at_kill = checkpoint(engine, "killed")
         assert (
             at_kill is not None
@@ -253,7 +224,7 @@ def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
             proc.kill()
             proc.wait()
     blocker.rollback()
-    wait_for(lambda: not backend_alive(engine, int(pid)), "the killed run's backend to end")  # type: ignore[call-overload]
+    wait_until(lambda: not backend_alive(engine, int(pid)), "the killed run's backend to end")  # type: ignore[call-overload]
     # the batch in flight was not committed, and neither was its checkpoint
     assert checkpoint(engine, "killed") == at_kill
     resumed = run_guide_change(db_url, name="killed")
@@ -297,7 +268,7 @@ def test_row_locked_by_another_transaction_makes_the_batch_retry_not_fail(db_url
     worker = threading.Thread(target=run)
     worker.start()
     try:
-        wait_for(lambda: waiting_update_pid(engine), "the batch to wait for the locked row")
+        wait_until(lambda: waiting_update_pid(engine), "the batch to wait for the locked row")
         assert reporter.retried.wait(WAIT_S), "the batch was not retried"
         with pytest.raises(DataMigrationError, match="'locked' is already running"):
             run_guide_change(db_url, name="locked")
@@ -351,10 +322,10 @@ def test_dry_run_counts_what_would_change_and_changes_nothing(db_url, engine):
         ({"table": "table_sizes"}, "'table_sizes' is not a table"),
         ({"key": "no_such_column"}, "table 'items' has no column 'no_such_column'"),
         ({"key": "difficulty"}, r"\(difficulty\) is not a usable key of 'items'"),
-        ({"set_": "difficulty = difficulty * * 1.1"}, r"SET .* is not valid for table 'items': syntax error"),
+        ({"set_": "difficulty = difficulty * * 1.1"}, r"SET .* is not valid SQL here \(syntax error"),
         ({"set_": "no_such_column = 1"}, r"SET .* is not valid .*no_such_column"),
         ({"where": "difficulty"}, "argument of WHERE must be type boolean"),
-        ({"set_": "difficulty = 1; DROP TABLE items"}, "holds a ';'"),
+        ({"set_": "difficulty = 1; DROP TABLE items"}, "more than one statement"),
         ({"set_": "stem = 'x', id = gen_random_uuid()"}, "SET assigns the key column id"),
     ],
 )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -17,21 +16,7 @@ from sqlalchemy.exc import OperationalError
 from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.ops import health
-
-POLL_TIMEOUT_S = 30.0
-POLL_INTERVAL_S = 0.05
-
-
-def wait_until(engine: Engine, statement: str, done: Callable[[object], bool], **params: object) -> object:
-    """Poll the database (one transaction per look, so statistics are re-read) until ``done``."""
-    deadline = time.monotonic() + POLL_TIMEOUT_S
-    while True:
-        with engine.connect() as conn:
-            value = conn.execute(text(statement), params).scalar()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"gave up waiting: {statement} -> {value!r}"
-        time.sleep(POLL_INTERVAL_S)
+from tests.polling import wait_for_sql
 
 
 def flush_statistics(conn) -> None:
@@ -59,10 +44,10 @@ def bloated_table(engine: Engine) -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM bloat_demo WHERE id % 10 <> 0"))
         flush_statistics(conn)
-    wait_until(
+    wait_for_sql(
         engine,
         "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'bloat_demo'",
-        lambda dead: (dead or 0) >= 18000,
+        done=lambda dead: (dead or 0) >= 18000,
     )
     yield "public.bloat_demo"
 
@@ -82,8 +67,10 @@ def test_vacuum_clears_the_bloat_finding(db_url, engine, bloated_table):
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM bloat_demo"))
         flush_statistics(conn)
-    wait_until(
-        engine, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'bloat_demo'", lambda d: d == 0
+    wait_for_sql(
+        engine,
+        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'bloat_demo'",
+        done=lambda d: d == 0,
     )
     report = health.check_health(db_url)
     assert [f for f in report.findings if f.check == "dead_tuples"] == []
@@ -125,8 +112,10 @@ def test_long_running_query_is_flagged(db_url, engine):
     worker = threading.Thread(target=run_sleep)
     worker.start()
     try:
-        wait_until(
-            engine, "SELECT count(*) FROM slow_queries WHERE query LIKE 'SELECT pg_sleep%'", lambda n: n == 1
+        wait_for_sql(
+            engine,
+            "SELECT count(*) FROM slow_queries WHERE query LIKE 'SELECT pg_sleep%'",
+            done=lambda n: n == 1,
         )
         report = health.check_health(db_url, health.Thresholds(long_query_seconds=1.0))
         flagged = [f for f in report.findings if f.check == "long_query"]
@@ -143,12 +132,12 @@ def test_session_idle_in_transaction_is_flagged(db_url, engine):
     holder = make_engine(db_url)
     with holder.connect() as idle:
         idle.execute(text("SELECT 1"))  # opens a transaction and leaves it open
-        wait_until(
+        wait_for_sql(
             engine,
             "SELECT count(*) FROM connection_stats"
             " WHERE state = 'idle in transaction' AND database_name = :db",
-            lambda n: n == 1,
-            db=db_url.database,
+            {"db": db_url.database},
+            done=lambda n: n == 1,
         )
         report = health.check_health(db_url, health.Thresholds(idle_in_transaction_seconds=0.0))
         assert [f.check for f in report.findings if f.level == health.WARNING] == ["idle_in_transaction"]

@@ -6,7 +6,6 @@ import io
 import json
 import re
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -33,6 +32,7 @@ from scripts.errors import (
 )
 from tests.conftest import PgServer
 from tests.factories import add_attempts, make_item, make_user
+from tests.polling import wait_for_sql
 
 YEARLY_FROM_0001 = ["attempts_2024", "attempts_2025", "attempts_2026", "attempts_2027"]
 
@@ -371,20 +371,12 @@ def test_concurrent_inserts_during_ensure_all_succeed(db_url: URL, engine: Engin
 
 def wait_for_lock_waiter(engine: Engine, relation: str) -> None:
     """Poll pg_locks until some backend waits for a lock on ``relation``."""
-    deadline = time.monotonic() + 60  # a guard against hanging, not a timing assertion
-    with engine.connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                    " WHERE NOT l.granted AND c.relname = :r"
-                ),
-                {"r": relation},
-            )
-            conn.rollback()
-            if waiting:
-                return
-    raise AssertionError(f"nobody ever waited for a lock on {relation}")
+    wait_for_sql(
+        engine,
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE NOT l.granted AND c.relname = :r",
+        {"r": relation},
+    )
 
 
 def test_insert_queued_behind_ensure_lands_in_the_new_partition(engine: Engine, learner):

@@ -14,6 +14,7 @@ from scripts.db.engine import make_engine
 from scripts.errors import ChecksumMismatch, LockTimeout, MigrationFailed
 from scripts.migrations import api as migrations
 from scripts.migrations.api import alembic_config
+from tests.polling import wait_for_sql
 from tests.project import HEAD, NEXT, REPO_ROOT, SHIPPED, SHIPPED_NAMES
 
 REVISIONS = SHIPPED
@@ -114,12 +115,12 @@ def test_migrator_blocked_by_a_held_lock_gives_up_and_names_the_table(project, d
     holder.execute(text("LOCK TABLE items IN ACCESS SHARE MODE"))  # a long-running reader
     try:
         config = alembic_config(db_url)
-        config.attributes["runtime_overrides"] = {"lock_timeout": "200ms"}
+        config.attributes["runtime_overrides"] = {"lock_timeout": "200ms", "lock_retry_budget": "0"}
         from alembic import command
 
         with pytest.raises(LockTimeout, match=r"lock on items") as caught:
             command.upgrade(config, "head")
-        assert "200ms" in str(caught.value)
+        assert "waited 200ms" in str(caught.value)
     finally:
         holder.rollback()
         holder.close()
@@ -153,6 +154,7 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
         wait_for(
             db_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 42"
         )
+        first_pids = [pid for (pid,) in query(db_url, ALP_DB_BACKENDS)]
         second = start()
         # the second polls for the migration lock (its last statement is the try-lock)...
         wait_for(
@@ -160,7 +162,9 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
             " AND datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock%'",
         )
-        # ...and while it waits, nobody blocks on the migration lock or idles in a transaction
+        # ...and while it waits, nobody blocks on the migration lock, and no backend but the first
+        # migrator's (inside its revision's transaction, by design) idles in a transaction
+
         for _ in range(20):
             assert query(
                 db_url,
@@ -169,7 +173,9 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
             assert query(
                 db_url,
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
-                " AND datname = current_database() AND state = 'idle in transaction'",
+                " AND datname = current_database() AND state = 'idle in transaction'"
+                " AND pid <> ALL(:first)",
+                first=first_pids,
             ) == [(0,)]
     finally:
         gate.execute(text("SELECT pg_advisory_unlock(42)"))
@@ -183,22 +189,14 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
     assert "waiting for another migration" in err_second
 
 
-def wait_for(url: URL, sql: str, timeout_s: float = 30) -> None:
-    """Poll until ``sql`` returns a non-zero count."""
-    import time
+ALP_DB_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'alp-db' AND datname = current_database()"
+)
 
-    engine = make_engine(url)
-    deadline = time.monotonic() + timeout_s
-    try:
-        with engine.connect() as conn:
-            while time.monotonic() < deadline:
-                if conn.scalar(text(sql)):
-                    return
-                conn.rollback()
-                time.sleep(0.02)
-    finally:
-        engine.dispose()
-    raise AssertionError(f"condition never held: {sql}")
+
+def wait_for(url: URL, sql: str) -> None:
+    """Poll until ``sql`` returns a non-zero count."""
+    wait_for_sql(url, sql)
 
 
 def test_migrate_refuses_when_an_applied_revision_was_edited(project, db_url: URL):
@@ -231,7 +229,8 @@ def test_timeouts_apply_to_the_migration_connection(project, db_url: URL):
     try:
         from alembic import command
 
-        config.attributes["runtime_overrides"] = {"lock_timeout": "1500ms"}
+        # lock retries off: every statement waits the full lock_timeout
+        config.attributes["runtime_overrides"] = {"lock_timeout": "1500ms", "lock_retry_budget": "0"}
         command.upgrade(config, "head")
     finally:
         del os.environ["ALP_DB_STATEMENT_TIMEOUT"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 import uuid
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tests.factories import add_attempts, make_item, make_user
+from tests.polling import wait_until
 
 
 def test_guide_constraint_example_rejects_invalid_email_and_accepts_valid(engine: Engine):
@@ -312,17 +312,17 @@ def test_slow_queries_shows_a_statement_running_for_more_than_a_second(engine: E
     thread = threading.Thread(target=sleeper)
     thread.start()
     try:
-        found = None
-        deadline = time.monotonic() + 20
         with engine.connect() as conn:
-            while found is None and time.monotonic() < deadline:
-                found = conn.execute(
+
+            def probe():  # type: ignore[no-untyped-def]
+                row = conn.execute(
                     text("SELECT pid, duration_ms FROM slow_queries WHERE query LIKE '%alp-db-slow-probe%'")
                 ).first()
                 conn.rollback()
-                if found is None:
-                    time.sleep(0.1)
-            assert found is not None and found.duration_ms >= 1000
+                return row
+
+            found = wait_until(probe, "the sleeping query in slow_queries")
+            assert found.duration_ms >= 1000
             conn.execute(text("SELECT pg_cancel_backend(:p)"), {"p": found.pid})
     finally:
         thread.join()

@@ -39,8 +39,8 @@ def read_database_state(url: URL) -> DatabaseState:
     from sqlalchemy import inspect, select
     from sqlalchemy.exc import DBAPIError
 
-    from scripts.db.engine import session
     from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, sqlstate
+    from scripts.db.target import session
 
     table = history.HISTORY_TABLE
     with session(url) as conn:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import click
 
+from scripts.backfill.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SLEEP_S,
+)
 from scripts.cli.common import database_url_option, format_option, handle_errors, render
 
 
@@ -15,10 +21,17 @@ from scripts.cli.common import database_url_option, format_option, handle_errors
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=None,
-    help="Keys per batch (one commit each); default 5000, sized for batches well under 150 ms.",
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Keys per batch (one commit each), sized for batches well under 150 ms.",
 )
-@click.option("--sleep", type=click.FloatRange(min=0), default=None, help="Pause between batches, seconds.")
+@click.option(
+    "--sleep",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_SLEEP_S,
+    show_default=True,
+    help="Pause between batches, seconds.",
+)
 @click.option("--name", help="Checkpoint name; default: derived from table, SET, WHERE and key.")
 @click.option("--dry-run", is_flag=True, help="Count the rows that would be updated; change nothing.")
 @click.option(
@@ -29,9 +42,18 @@ from scripts.cli.common import database_url_option, format_option, handle_errors
     help="Stop cleanly at a checkpoint after this long (checked after each batch).",
 )
 @click.option(
-    "--lock-timeout", default=None, help="Per batch, e.g. 2s; a batch that waits longer is retried."
+    "--lock-timeout",
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    help="Per batch; a batch that waits longer for a row lock is retried.",
 )
-@click.option("--max-retries", type=click.IntRange(min=0), default=None, help="Retries of one batch.")
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_RETRIES,
+    show_default=True,
+    help="Retries of one batch.",
+)
 @format_option
 @database_url_option
 @handle_errors
@@ -40,13 +62,13 @@ def batch_update(
     set_: str,
     where: str | None,
     key: str | None,
-    batch_size: int | None,
-    sleep: float | None,
+    batch_size: int,
+    sleep: float,
     name: str | None,
     dry_run: bool,
     max_runtime: float | None,
-    lock_timeout: str | None,
-    max_retries: int | None,
+    lock_timeout: str,
+    max_retries: int,
     fmt: str,
     database_url: str | None,
 ) -> None:
@@ -61,12 +83,9 @@ def batch_update(
     from scripts import backfill
     from scripts.backfill import progress as backfill_progress
 
-    options = {
-        "batch_size": batch_size,
-        "sleep": sleep,
-        "lock_timeout": lock_timeout,
-        "max_retries": max_retries,
-    }
+    options = backfill.BatchOptions(
+        batch_size=batch_size, sleep=sleep, lock_timeout=lock_timeout, max_retries=max_retries
+    )
     result = backfill.batch_update(
         database_url,
         table=table,
@@ -76,8 +95,8 @@ def batch_update(
         name=name,
         dry_run=dry_run,
         max_runtime=max_runtime,
+        options=options,
         reporter=backfill_progress.for_stream(sys.stderr),
-        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
     )
     data = result.as_dict()
     if fmt == "json":

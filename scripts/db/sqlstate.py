@@ -19,6 +19,7 @@ SERIALIZATION_FAILURE = errorcodes.SERIALIZATION_FAILURE
 UNDEFINED_TABLE = errorcodes.UNDEFINED_TABLE
 ADMIN_SHUTDOWN = errorcodes.ADMIN_SHUTDOWN
 CANNOT_CONNECT_NOW = errorcodes.CANNOT_CONNECT_NOW
+CRASH_SHUTDOWN = errorcodes.CRASH_SHUTDOWN
 READ_ONLY_SQL_TRANSACTION = errorcodes.READ_ONLY_SQL_TRANSACTION
 
 # Lost a race for a lock or a snapshot: the same transaction may simply be run again.

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts.db.engine import connect, make_engine
-from scripts.db.target import resolve_url
+from scripts.db.target import resolve_url, session
 from scripts.db.urls import redact
 
 PING_ROUNDS = 5
@@ -42,40 +41,36 @@ OWNERSHIP_SQL = text(
 
 def check_connection(database_url: str | URL | None = None) -> ConnectionReport:
     url = resolve_url(database_url)
-    engine = make_engine(url)
-    try:
-        started = time.perf_counter()
-        with connect(engine) as conn:
-            connect_ms = (time.perf_counter() - started) * 1000
-            rounds = []
-            for _ in range(PING_ROUNDS):
-                t0 = time.perf_counter()
-                conn.execute(text("SELECT 1"))
-                rounds.append((time.perf_counter() - t0) * 1000)
-            facts = conn.execute(
-                text(
-                    "SELECT current_setting('server_version') AS version, current_database() AS db,"
-                    " current_user AS usr, has_schema_privilege(current_schema(), 'CREATE') AS can_create,"
-                    " has_database_privilege(current_database(), 'TEMP') AS can_temp,"
-                    " to_regclass('alembic_version') IS NOT NULL AS versioned"
-                )
-            ).one()
-            missing = []
-            if not facts.can_create:
-                missing.append("CREATE on schema public")
-            if not facts.can_temp:
-                missing.append("TEMPORARY on the database")
-            not_owned = conn.scalars(OWNERSHIP_SQL).all()
-            if not_owned:
-                missing.append("ownership of " + ", ".join(not_owned))
-            revision = None
-            if facts.versioned:
-                if conn.scalar(text("SELECT has_table_privilege('alembic_version', 'SELECT,UPDATE')")):
-                    revision = conn.scalar(text("SELECT string_agg(version_num, ',') FROM alembic_version"))
-                else:
-                    missing.append("SELECT and UPDATE on alembic_version")
-    finally:
-        engine.dispose()
+    started = time.perf_counter()
+    with session(url) as conn:
+        connect_ms = (time.perf_counter() - started) * 1000
+        rounds = []
+        for _ in range(PING_ROUNDS):
+            t0 = time.perf_counter()
+            conn.execute(text("SELECT 1"))
+            rounds.append((time.perf_counter() - t0) * 1000)
+        facts = conn.execute(
+            text(
+                "SELECT current_setting('server_version') AS version, current_database() AS db,"
+                " current_user AS usr, has_schema_privilege(current_schema(), 'CREATE') AS can_create,"
+                " has_database_privilege(current_database(), 'TEMP') AS can_temp,"
+                " to_regclass('alembic_version') IS NOT NULL AS versioned"
+            )
+        ).one()
+        missing = []
+        if not facts.can_create:
+            missing.append("CREATE on schema public")
+        if not facts.can_temp:
+            missing.append("TEMPORARY on the database")
+        not_owned = conn.scalars(OWNERSHIP_SQL).all()
+        if not_owned:
+            missing.append("ownership of " + ", ".join(not_owned))
+        revision = None
+        if facts.versioned:
+            if conn.scalar(text("SELECT has_table_privilege('alembic_version', 'SELECT,UPDATE')")):
+                revision = conn.scalar(text("SELECT string_agg(version_num, ',') FROM alembic_version"))
+            else:
+                missing.append("SELECT and UPDATE on alembic_version")
     return ConnectionReport(
         url=redact(url),
         server_version=facts.version,

@@ -139,57 +139,48 @@ def check_health(
     """Read the monitoring views and judge them; raise HealthCheckFailed if they are missing."""
     from sqlalchemy.exc import DBAPIError
 
-    from scripts.db.engine import make_engine
-    from scripts.db.target import resolve_url
-    from scripts.db.urls import scrub
+    from scripts.db.engine import first_line
+    from scripts.db.target import resolve_url, session
 
     limits = thresholds or Thresholds()
     url = resolve_url(database_url)
-    engine = make_engine(url)
     try:
-        report, blocks = _read(engine, url, limits, top)
+        with session(url) as conn:
+            report, blocks = _read(conn, limits, top)
     except DBAPIError as exc:
-        detail = scrub((str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0], url)
-        raise HealthCheckFailed(f"could not read the monitoring views: {detail}") from None
-    finally:
-        engine.dispose()
+        raise HealthCheckFailed(f"could not read the monitoring views: {first_line(exc, url)}") from None
     report.findings = judge(report, limits, blocks=blocks)
     return report
 
 
-def _read(engine: Any, url: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
-    from scripts.db.engine import connect
-
-    with connect(engine) as conn:
-        missing = [
-            v for v in MONITORING_VIEWS if _rows(conn, "SELECT to_regclass(:v) IS NULL AS m", v=v)[0]["m"]
-        ]
-        if missing:
-            raise HealthCheckFailed(
-                f"the monitoring views are missing from {url.database!r}: {', '.join(missing)}",
-                "migrate the database first: alp-db migrate",
-            )
-        system = _rows(conn, "SELECT * FROM system_health")[0]
-        report = HealthReport(
-            database=system["database_name"],
-            database_size=system["database_size"],
-            database_bytes=system["database_bytes"],
-            system=system,
-            biggest_tables=_rows(conn, "SELECT * FROM table_sizes LIMIT :n", n=top),
-            dead_tuples=_rows(conn, DEAD_TUPLES_SQL),
-            unused_indexes=_rows(
-                conn,
-                "SELECT * FROM index_usage WHERE idx_scan = 0 AND NOT is_unique AND NOT is_primary"
-                " ORDER BY index_bytes DESC, index_name",
-            ),
-            connections=_rows(conn, "SELECT * FROM connection_stats"),
-            long_queries=_rows(conn, "SELECT * FROM slow_queries"),
-            thresholds=limits,
+def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
+    missing = [v for v in MONITORING_VIEWS if _rows(conn, "SELECT to_regclass(:v) IS NULL AS m", v=v)[0]["m"]]
+    if missing:
+        raise HealthCheckFailed(
+            f"the monitoring views are missing from {conn.engine.url.database!r}: {', '.join(missing)}",
+            "migrate the database first: alp-db migrate",
         )
-        blocks = _rows(
+    system = _rows(conn, "SELECT * FROM system_health")[0]
+    report = HealthReport(
+        database=system["database_name"],
+        database_size=system["database_size"],
+        database_bytes=system["database_bytes"],
+        system=system,
+        biggest_tables=_rows(conn, "SELECT * FROM table_sizes LIMIT :n", n=top),
+        dead_tuples=_rows(conn, DEAD_TUPLES_SQL),
+        unused_indexes=_rows(
             conn,
-            "SELECT blks_hit + blks_read AS blocks FROM pg_stat_database WHERE datname = current_database()",
-        )[0]["blocks"]
+            "SELECT * FROM index_usage WHERE idx_scan = 0 AND NOT is_unique AND NOT is_primary"
+            " ORDER BY index_bytes DESC, index_name",
+        ),
+        connections=_rows(conn, "SELECT * FROM connection_stats"),
+        long_queries=_rows(conn, "SELECT * FROM slow_queries"),
+        thresholds=limits,
+    )
+    blocks = _rows(
+        conn,
+        "SELECT blks_hit + blks_read AS blocks FROM pg_stat_database WHERE datname = current_database()",
+    )[0]["blocks"]
     return report, int(blocks or 0)
 
 

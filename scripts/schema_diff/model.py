@@ -14,7 +14,7 @@ from sqlalchemy import UniqueConstraint as SaUnique
 from sqlalchemy.engine import Dialect
 
 from scripts.migrations.ownership import ignored_tables
-from scripts.schema_diff.catalog import ForeignKeyState, IndexState
+from scripts.schema_diff.states import ForeignKeyState, IndexState, UniqueState
 
 DEFAULT_INDEX_METHOD = "btree"
 
@@ -47,7 +47,35 @@ def foreign_key_state(fk: ForeignKeyConstraint) -> ForeignKeyState:
         target_columns=tuple(el.column.name for el in fk.elements),
         on_delete=(fk.ondelete or "NO ACTION").upper(),
         on_update=(fk.onupdate or "NO ACTION").upper(),
+        deferrable=deferrable(fk.deferrable, fk.initially),
+        validated=not fk.dialect_options["postgresql"].get("not_valid"),
     )
+
+
+def deferrable(is_deferrable: bool | None, initially: str | None) -> str:
+    """As pg_constraint says it: INITIALLY DEFERRED implies DEFERRABLE ("CREATE TABLE")."""
+    deferred = (initially or "").upper() == "DEFERRED"
+    if not (is_deferrable or deferred):
+        return ""
+    return "DEFERRABLE INITIALLY DEFERRED" if deferred else "DEFERRABLE INITIALLY IMMEDIATE"
+
+
+def unique_state(constraint: SaUnique, columns: tuple[str, ...]) -> UniqueState:
+    return UniqueState(
+        columns,
+        deferrable(constraint.deferrable, constraint.initially),
+        bool(constraint.dialect_options["postgresql"].get("nulls_not_distinct")),
+    )
+
+
+def persistence(table: Table) -> str:
+    """UNLOGGED comes through ``Table(..., prefixes=["UNLOGGED"])``."""
+    return "UNLOGGED" if any(p.upper() == "UNLOGGED" for p in table._prefixes) else ""
+
+
+def storage_options(options: dict[str, object] | None) -> tuple[str, ...]:
+    """``postgresql_with={"fillfactor": 70}`` as reloptions prints it: ``fillfactor=70``."""
+    return tuple(sorted(f"{k.lower()}={v}" for k, v in (options or {}).items()))
 
 
 def primary_key(table: Table) -> tuple[str, tuple[str, ...]] | None:
@@ -63,9 +91,11 @@ def foreign_keys(table: Table) -> dict[str, ForeignKeyState]:
     }
 
 
-def uniques(table: Table) -> dict[str, tuple[str, ...]]:
+def uniques(table: Table) -> dict[str, UniqueState]:
     found = {
-        str(c.name): tuple(col.name for col in c.columns) for c in table.constraints if type(c) is SaUnique
+        str(c.name): unique_state(c, tuple(col.name for col in c.columns))
+        for c in table.constraints
+        if type(c) is SaUnique
     }
     # Column(unique=True) becomes a constraint only at DDL time; its name comes from the naming
     # convention, applied here to a throwaway copy so the model itself is left untouched.
@@ -73,11 +103,11 @@ def uniques(table: Table) -> dict[str, tuple[str, ...]]:
     if singles:
         copy = table.to_metadata(MetaData(naming_convention=table.metadata.naming_convention))
         for column in singles:
-            if any(cols == (column.name,) for cols in found.values()):
+            if any(u.columns == (column.name,) for u in found.values()):
                 continue
             constraint = SaUnique(copy.c[column.name])
             copy.append_constraint(constraint)
-            found[str(constraint.name)] = (column.name,)
+            found[str(constraint.name)] = UniqueState((column.name,))
     return found
 
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, DefaultClause, Index, MetaData, Table, text
+from sqlalchemy import CheckConstraint, Column, Computed, DefaultClause, Index, MetaData, Table, text
 from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.engine import Connection
@@ -30,25 +30,16 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from scripts.errors import AlpDbError
+from scripts.db.engine import first_line
+from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, sqlstate
+from scripts.errors import CannotNormalise
 from scripts.schema_diff import model as m
-from scripts.schema_diff.catalog import (
-    CatalogState,
-    ColumnState,
-    IndexState,
-    TableState,
-    read_catalog,
-    temp_namespace,
-)
+from scripts.schema_diff.catalog import read_catalog, temp_namespace
+from scripts.schema_diff.states import CatalogState, ColumnState, IndexState, TableState
 
 TEMP_SCHEMA = "pg_temp"
-INSUFFICIENT_PRIVILEGE = "42501"
 HOST_PREFIX = "alp_validate_host_"
 TYPES_TABLE = "alp_validate_types"
-
-
-class CannotNormalise(AlpDbError):
-    """The server refused to build one of the model's expressions."""
 
 
 @dataclass
@@ -115,10 +106,20 @@ class Normaliser:
                 host = self._new_host(None)
         else:
             host = self._new_host(m.partition_by(table))
+        added = []
         for column in table.columns:
             if column.name not in host.types:
                 host.types[column.name] = types[column.name]
-                host.table.append_column(Column(column.name, own_type(column)))
+                added.append(column)
+                if column.computed is None:
+                    host.table.append_column(Column(column.name, own_type(column)))
+        # Generated columns last: their expression names the host's other columns.
+        for column in added:
+            if column.computed is not None:
+                expression = adapt(column.computed.sqltext, table, host.table)
+                host.table.append_column(
+                    Column(column.name, own_type(column), Computed(expression, persisted=True))
+                )
         self.host_of[table.name] = host
         return host
 
@@ -138,6 +139,13 @@ class Normaliser:
         self._dedupe[key] = name
         return name, True
 
+    def _column_key(self, column: Column[Any]) -> str:
+        """Type SQL, plus the generation expression: host columns are shared only when both agree."""
+        key = m.type_sql(column, self.dialect)
+        if column.computed is not None:
+            key += f" GENERATED ALWAYS AS ({self._sql(column.computed.sqltext)})"
+        return key
+
     def _default_sql(self, arg: Any) -> str:
         # str() of a clause would build a default dialect per call: a tenth of a second per 1,000
         return arg if isinstance(arg, str) else self._sql(arg)
@@ -151,7 +159,7 @@ class Normaliser:
         types = Table(TYPES_TABLE, self.meta, prefixes=["TEMPORARY"])
         seen: dict[tuple[str, str | None], str] = {}
         for table in self.schema.tables.values():
-            column_types = {c.name: m.type_sql(c, self.dialect) for c in table.columns}
+            column_types = {c.name: self._column_key(c) for c in table.columns}
             host = self.host_for(table, column_types)
             for check in m.checks(table):
                 sqltext = adapt(check.sqltext, table, host.table)
@@ -170,7 +178,7 @@ class Normaliser:
             for column in table.columns:
                 default = column.server_default
                 arg = default.arg if isinstance(default, DefaultClause) else None
-                key = (column_types[column.name], None if arg is None else self._default_sql(arg))
+                key = (m.type_sql(column, self.dialect), None if arg is None else self._default_sql(arg))
                 if key not in seen:
                     seen[key] = f"c{len(seen)}"
                     server_default = DefaultClause(arg) if arg is not None else None
@@ -214,9 +222,9 @@ class Normaliser:
             with self.conn.begin_nested():
                 self.conn.execute(ddl)  # type: ignore[call-overload]
         except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
                 raise  # no TEMPORARY right: the caller says the schema could not be checked
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            first = first_line(exc, self.conn.engine.url)
             raise CannotNormalise(
                 f"the server rejected {what} as the models declare them: {first}",
                 "fix the model (an expression PostgreSQL cannot parse cannot match the database)",
@@ -240,6 +248,9 @@ class Normaliser:
                     if identity is not None
                     else normal.default or m.serial_default(table, column),
                     identity="" if identity is None else ("always" if identity.always else "by default"),
+                    generated=None if column.computed is None else host.columns[column.name].generated,
+                    collation=normal.collation,
+                    comment=column.comment,
                 )
             state.primary_key = m.primary_key(table)
             state.foreign_keys = m.foreign_keys(table)
@@ -256,6 +267,9 @@ class Normaliser:
                     else host.indexes[self.index_names[(table.name, str(index.name))]]
                 )
             state.partition_key = host.partition_key
+            state.persistence = m.persistence(table)
+            state.options = m.storage_options(table.dialect_options["postgresql"].get("with"))
+            state.comment = table.comment
             expected.tables[table.name] = state
         return expected
 
@@ -290,9 +304,9 @@ def normalise_views(conn: Connection, definitions: dict[str, str]) -> dict[str, 
                 # The definition comes from the checked-in constant, never from user input.
                 conn.exec_driver_sql(f"CREATE TEMPORARY VIEW {prep.quote(temp)} AS {definition}")
         except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
                 raise
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            first = first_line(exc, conn.engine.url)
             failed[name] = f"(cannot be rebuilt on this database: {first})"
             continue
         temp_names[temp] = name
