@@ -110,10 +110,15 @@ def write(results: list[BenchResult], server_version: str, quick: bool, *, parti
         "benchmarks": [r.as_json() for r in results],
     }
     if partial and RESULTS.exists():
+        # the other rows keep their run's date and settings; the new ones are listed as partial
+        previous = json.loads(RESULTS.read_text())
         fresh = {r.name for r in results}
-        kept = [b for b in json.loads(RESULTS.read_text())["benchmarks"] if b["name"] not in fresh]
-        data["benchmarks"] = kept + data["benchmarks"]
-        data["partial"] = sorted(fresh)
+        kept = [b for b in previous["benchmarks"] if b["name"] not in fresh]
+        data = {
+            **previous,
+            "benchmarks": kept + data["benchmarks"],
+            "partial": sorted(fresh | set(previous.get("partial", []))),
+        }
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
