@@ -247,6 +247,9 @@ class RecordingReporter:
         self.retries.append(message)
         self.retried.set()
 
+    def pause(self, message: str) -> None:
+        pass
+
     def finish(self, summary: str) -> None:
         pass
 

@@ -208,6 +208,7 @@ def test_migrate_backup_dumps_before_migrating(project, empty_db_url: URL):
     dumps = list((project.root / "backups").glob(f"{empty_db_url.database}_*.dump"))
     assert len(dumps) == 1 and (dumps[0].stat().st_mode & 0o777) == 0o600
     assert "backup written" in result.stderr and f"now at {HEAD}" in result.stdout
+    assert " kB)" in result.stderr and "bytes" not in result.stderr  # sizes: one way everywhere
 
 
 def test_rollback_without_a_terminal_needs_yes(db_url: URL):
@@ -240,3 +241,79 @@ def test_plain_alembic_autogenerate_refuses_a_vague_name(project, db_url: URL):
     with pytest.raises(CommandError, match="does not say what the migration does"):
         command.revision(config, message="fix bug", autogenerate=True)
     assert not list(project.versions.glob("*fix_bug*"))
+
+
+@pytest.fixture
+def connect_only_url(db_url: URL, make_role) -> URL:  # type: ignore[no-untyped-def]
+    """db_url (at head) as a role that may only CONNECT: no USAGE on public, no TEMPORARY."""
+    role = make_role("alp_connect_only", db_url)
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+        database = conn.dialect.identifier_preparer.quote(str(db_url.database))
+        conn.exec_driver_sql(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
+    engine.dispose()
+    return db_url.set(username=role)
+
+
+def test_test_connection_of_a_connect_only_role_does_not_call_the_database_empty(connect_only_url: URL):
+    report = check_connection(connect_only_url)
+    assert report.current_revision is None and not report.revision_readable
+    assert report.missing[:3] == [
+        "USAGE on schema public",
+        "CREATE on schema public",
+        "TEMPORARY on the database",
+    ]
+    result = CliRunner().invoke(
+        main, ["test-connection", "--database-url", connect_only_url.render_as_string(False)]
+    )
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert "revision:   unknown (this role may not read alembic_version)" in result.stdout
+    assert "empty database" not in result.stdout and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "fragment"),
+    [("health", "permission denied for schema public"), ("backup", "permission denied")],
+)
+def test_a_connect_only_role_gets_one_line_from(command: str, fragment: str, connect_only_url: URL, tmp_path):
+    args = [command, "--database-url", connect_only_url.render_as_string(False)]
+    if command == "backup":
+        args += ["--output", str(tmp_path / "denied.dump")]
+    result = CliRunner().invoke(main, args)
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("alp-db: error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_test_migrations_uses_database_url_and_offers_the_replace_it_has(db_url: URL):
+    env = {"DATABASE_URL": db_url.render_as_string(False)}
+    first = CliRunner().invoke(main, ["test-migrations", "--format", "json"], env=env)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["throwaway"] is False and db_url.database in report["database"]
+
+    again = CliRunner().invoke(main, ["test-migrations", "--format", "json"], env=env)
+    assert again.exit_code == 1
+    seed_step = next(s for s in json.loads(again.stdout)["steps"] if s["name"] == "seed data")
+    assert seed_step["status"] == "fail" and "--replace" in seed_step["detail"]
+
+    replaced = CliRunner().invoke(main, ["test-migrations", "--replace", "--format", "json"], env=env)
+    assert replaced.exit_code == 0, replaced.output
+    assert "--replace" in CliRunner().invoke(main, ["test-migrations", "--help"]).stdout
+
+
+def test_dev_db_destroy_without_a_terminal_needs_yes(tmp_path, monkeypatch):
+    home = tmp_path / ".pgdata"
+    (home / "data").mkdir(parents=True)
+    monkeypatch.setenv("ALP_DB_DEV_DIR", str(home))
+    refused = CliRunner().invoke(main, ["dev-db", "destroy"], input=None)
+    assert refused.exit_code == 2 and "pass --yes" in refused.stderr
+    assert (home / "data").is_dir()
+
+
+def test_dev_db_status_of_a_database_never_made_exits_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALP_DB_DEV_DIR", str(tmp_path / ".pgdata"))
+    result = CliRunner().invoke(main, ["dev-db", "status"])
+    assert result.exit_code == 1 and result.stdout.startswith("not initialised")

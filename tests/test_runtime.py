@@ -172,7 +172,7 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
             ) == [(0,)]
             assert query(
                 db_url,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'alp-db'"
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'alp-db%'"
                 " AND datname = current_database() AND state = 'idle in transaction'"
                 " AND pid <> ALL(:first)",
                 first=first_pids,
@@ -190,7 +190,7 @@ def test_second_migrator_waits_without_a_transaction_then_finds_nothing_to_do(pr
 
 
 ALP_DB_BACKENDS = (
-    "SELECT pid FROM pg_stat_activity WHERE application_name = 'alp-db' AND datname = current_database()"
+    "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'alp-db%' AND datname = current_database()"
 )
 
 
@@ -251,3 +251,66 @@ def test_a_migrator_waiting_too_long_for_the_migration_lock_gives_up_clearly(db_
             command.upgrade(config, "head")
     finally:
         holder.close()
+
+
+MIGRATION_SESSIONS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND application_name = 'alp-db migration'"
+)
+
+
+def test_a_killed_migrators_revision_is_cancelled_by_the_server_and_recorded_by_the_next_run(
+    project, db_url: URL, capsys: pytest.CaptureFixture[str]
+):
+    project.add_revision(
+        "0005",
+        "slow_change_of_items",
+        "0004",
+        """
+        op.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        op.execute("SELECT pg_sleep(600)")
+        """,
+    )
+    migrator = subprocess.Popen(
+        [sys.executable, "-m", "scripts", "migrate"],
+        cwd=REPO_ROOT,
+        env={**cli_env(db_url), "ALP_DB_HOME": str(project.root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(db_url, MIGRATION_SESSIONS + " AND state = 'active' AND query LIKE 'SELECT pg_sleep%'")
+    finally:
+        migrator.kill()  # SIGKILL: no cleanup of any kind on the client side
+        migrator.communicate(timeout=30)
+    # client_connection_check_interval: the server notices the client is gone and cancels
+    wait_for(db_url, f"SELECT ({MIGRATION_SESSIONS}) = 0", timeout_s=60)
+    assert query(db_url, "SELECT count(*) FROM pg_locks WHERE relation = to_regclass('items')") == [(0,)]
+    # the revision is fixed, and the next run records the interruption before applying it
+    (project.versions / "0005_slow_change_of_items.py").unlink()
+    project.add_revision("0005", "slow_change_of_items", "0004", 'op.execute("SELECT 1")')
+    assert migrations.migrate(db_url).applied == ["0005"]
+    assert "revision 0005 was interrupted by an earlier run" in capsys.readouterr().err
+    rows = query(
+        db_url, "SELECT success, error_message FROM migration_history WHERE revision = '0005' ORDER BY id"
+    )
+    assert [ok for ok, _ in rows] == [False, True]
+    assert rows[0][1].startswith("interrupted: the migrator's connection was lost")
+
+
+def test_a_migrator_waits_for_an_earlier_migration_backend_still_running(db_url: URL):
+    """Under the migration lock, a leftover migration session is waited for, then named."""
+    from scripts.migrations.sessions import MIGRATION_APPLICATION_NAME
+
+    leftover = make_engine(db_url).connect()
+    leftover.execute(
+        text("SELECT set_config('application_name', :n, false)"), {"n": MIGRATION_APPLICATION_NAME}
+    )
+    leftover.commit()
+    try:
+        with pytest.raises(LockTimeout, match=r"an earlier migration's backend \(pid \d+") as caught:
+            migrations.migrate(db_url, overrides={"migration_lock_wait": "0.5"})
+        assert "pg_terminate_backend" in str(caught.value)
+    finally:
+        leftover.close()
