@@ -194,9 +194,9 @@ ALP_DB_BACKENDS = (
 )
 
 
-def wait_for(url: URL, sql: str) -> None:
-    """Poll until ``sql`` returns a non-zero count."""
-    wait_for_sql(url, sql)
+def wait_for(url: URL, sql: str, **options: float) -> None:
+    """Poll until ``sql`` returns a non-zero count (``timeout_s=`` as wait_for_sql takes it)."""
+    wait_for_sql(url, sql, **options)
 
 
 def test_migrate_refuses_when_an_applied_revision_was_edited(project, db_url: URL):
