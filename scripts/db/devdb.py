@@ -319,17 +319,22 @@ def ensure_database(cluster: Cluster, name: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
     from scripts.db import sqlstate
-    from scripts.db.target import session
+    from scripts.db.engine import connect, make_engine
 
-    with session(cluster.url("postgres"), isolation_level="AUTOCOMMIT") as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if not exists:
+    # the cluster's own URL, so not db.target.session (target -> devdb is the other way round)
+    engine = make_engine(cluster.url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with connect(engine) as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                return
             quoted = conn.dialect.identifier_preparer.quote(name)
             try:
                 conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
             except DBAPIError as exc:  # a concurrent creator may have won the race
                 if sqlstate.sqlstate(exc) != sqlstate.DUPLICATE_DATABASE:
                     raise
+    finally:
+        engine.dispose()
 
 
 _announced: set[Path] = set()  # say once per process which database is used

@@ -71,7 +71,7 @@ class Observation:
     duration_s: float
     before: Snapshot
     after: Snapshot
-    bookkeeping: bool  # the runtime's own alembic_version / migration_history writes
+    bookkeeping_table: str | None  # alembic_version / migration_history: the runtime's writes
     compiled_select: bool  # a SELECT built by the runtime or Alembic, not the revision's SQL
 
 
@@ -91,12 +91,13 @@ def take_snapshot(dbapi_connection: Any) -> Snapshot:
     return snapshot
 
 
-def _is_bookkeeping(context: Any) -> bool:
-    """An INSERT/UPDATE/DELETE the runtime compiles for its own tables (never user SQL)."""
+def _bookkeeping_table(context: Any) -> str | None:
+    """The runtime's own table an INSERT/UPDATE/DELETE it compiled writes (never user SQL)."""
     statement = getattr(getattr(context, "compiled", None), "statement", None)
     if isinstance(statement, (Insert, Update, Delete)):
-        return getattr(statement.table, "name", None) in BOOKKEEPING_TABLES
-    return False
+        name = getattr(statement.table, "name", None)
+        return name if name in BOOKKEEPING_TABLES else None
+    return None
 
 
 def _is_compiled_select(context: Any) -> bool:
@@ -144,7 +145,7 @@ class Probe:
                 duration_s=duration,
                 before=before,
                 after=take_snapshot(dbapi),
-                bookkeeping=_is_bookkeeping(context),
+                bookkeeping_table=_bookkeeping_table(context),
                 compiled_select=_is_compiled_select(context),
             )
         )

@@ -209,8 +209,9 @@ def plan_migrations(
 
 
 def _migration_pid(observations: list[Observation]) -> int | None:
-    """The backend that ran the revision: the one that wrote alembic_version."""
-    return next((o.pid for o in observations if o.bookkeeping), None)
+    """The backend that ran the revision: the one that moved alembic_version (the runtime
+    writes migration_history from its lock connection too)."""
+    return next((o.pid for o in observations if o.bookkeeping_table == "alembic_version"), None)
 
 
 def interpret(observations: list[Observation], sizes: dict[str, LiveSize]) -> list[StatementPlan]:
@@ -223,7 +224,7 @@ def interpret(observations: list[Observation], sizes: dict[str, LiveSize]) -> li
     statements = []
     held: dict[int, str] = {}  # relation -> mode, in the revision's transaction so far
     for obs in mine:
-        if obs.bookkeeping or obs.compiled_select or _is_runtime_setup(obs):
+        if obs.bookkeeping_table or obs.compiled_select or _is_runtime_setup(obs):
             continue
         if obs.autocommit:
             held = {}
