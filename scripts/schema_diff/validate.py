@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import URL, Connection
@@ -25,7 +26,9 @@ from scripts.schema_diff.findings import SchemaReport
 from scripts.schema_diff.model import read_models
 from scripts.schema_diff.normalise import expected_state, normalise_views, scratch
 from scripts.schema_diff.owned import OwnedObjects
-from scripts.schema_diff.partition_health import partition_findings, read_partition_health
+
+if TYPE_CHECKING:
+    from scripts.schema_diff.partition_health import PartitionHealth
 
 __all__ = ["IGNORABLE", "CannotCheck", "validate_schema"]
 
@@ -88,7 +91,7 @@ def validate_schema(
             partitioned = [
                 t.name for t in live.tables.values() if (t.partition_key or "").startswith("RANGE")
             ]
-            health = read_partition_health(conn, target, partitioned, moment)
+            health = partition_health(conn, target, partitioned, moment)
             applied = applied_revisions(conn) if project else ()
         except DBAPIError as exc:
             raise describe_read_error(exc, resolved) from None
@@ -98,7 +101,7 @@ def validate_schema(
         *compare_tables(expected, live, ignored, lambda *pair: pair in same_defaults),
         *compare_enums(expected.enums, live.enums),
         *compare_owned(owned, live, views, ignored_aspects),
-        *partition_findings(health, moment),
+        *(health_findings(health, moment) if health else ()),
         *revision_position(applied, project),
     ]
     findings.sort(key=lambda f: (not f.is_error, f.kind, f.object))
@@ -109,6 +112,24 @@ def validate_schema(
         schema=target,
         ignored=tuple(sorted(ignored_aspects)),
     )
+
+
+def partition_health(
+    conn: Connection, schema: str, partitioned: list[str], now: dt.datetime
+) -> list[PartitionHealth]:
+    """The partition manager's reading of each RANGE-partitioned table; it is imported only
+    when there is one (a schema without partitions does not pay for it)."""
+    if not partitioned:
+        return []
+    from scripts.schema_diff.partition_health import read_partition_health
+
+    return read_partition_health(conn, schema, partitioned, now)
+
+
+def health_findings(health: list[PartitionHealth], now: dt.datetime) -> list[Finding]:
+    from scripts.schema_diff.partition_health import partition_findings
+
+    return list(partition_findings(health, now))
 
 
 def applied_revisions(conn: Connection) -> tuple[str, ...] | None:
