@@ -13,7 +13,23 @@ class ProjectCopy:
     def __init__(self, root: Path) -> None:
         self.root = root
         shutil.copy(REPO_ROOT / "alembic.ini", root / "alembic.ini")
+        # ruff's settings, for the post-write hooks that format new revisions
+        shutil.copy(REPO_ROOT / "pyproject.toml", root / "pyproject.toml")
         shutil.copytree(REPO_ROOT / "alembic", root / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
+
+    @property
+    def head(self) -> str:
+        """The single head of the copy's revisions, whatever the repository has grown to."""
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config(str(self.root / "alembic.ini"))
+        [head] = ScriptDirectory.from_config(config).get_heads()
+        return head
+
+    @property
+    def next_id(self) -> str:
+        return f"{int(self.head) + 1:04d}"
 
     @property
     def versions(self) -> Path:

@@ -26,7 +26,7 @@ from scripts.db.engine import connect, make_engine
 from scripts.db.target import resolve_url
 from scripts.db.urls import scrub
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
-from scripts.migrations import history
+from scripts.migrations import history, revisions
 from scripts.migrations import lock as locking
 from scripts.migrations.settings import RuntimeSettings
 
@@ -138,6 +138,8 @@ def run_offline(context: EnvironmentContext) -> None:
 
 
 def run_online(context: EnvironmentContext) -> None:
+    if revisions.plain_revision(context):  # `alembic revision` without --autogenerate: no database
+        return revisions.run_plain_revision(context)
     config = context.config
     settings = _settings(context)
     command = _work_fn_name(context)
