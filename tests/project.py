@@ -7,6 +7,25 @@ import textwrap
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The revisions every database starts from; tests of their content name them, nothing else may.
+SHIPPED_REVISIONS = ("0001", "0002", "0003", "0004")
+
+
+def repo_revisions() -> list[str]:
+    """The repository's revisions, oldest first: the shipped ones and any added since."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(Config(str(REPO_ROOT / "alembic.ini")))
+    return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
+
+
+REVISIONS = repo_revisions()
+HEAD = REVISIONS[-1]
+NEXT_ID = f"{int(HEAD) + 1:04d}"  # the id of a revision a test adds after the head
+AFTER_NEXT = f"{int(HEAD) + 2:04d}"
+BEFORE_HEAD = REVISIONS[-2]
+HEAD_NAME = next((REPO_ROOT / "alembic" / "versions").glob(f"{HEAD}_*.py")).stem  # migration_history's name
 
 
 class ProjectCopy:

@@ -25,7 +25,7 @@ from scripts.db.engine import make_engine
 from scripts.errors import DataMigrationError, LockTimeout
 from scripts.migrations import api as migrations
 from tests.conftest import PgServer, unique_name
-from tests.project import REPO_ROOT
+from tests.project import HEAD, NEXT_ID, REPO_ROOT
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
 GUIDE_WHERE = "difficulty < 2.0"
@@ -93,6 +93,13 @@ def checkpoint(engine: Engine, name: str) -> dict[str, object] | None:
             text("SELECT * FROM data_migration_checkpoints WHERE name = :n"), {"n": name}
         ).first()
         return dict(row._mapping) if row else None
+
+
+def checkpoint_rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r) for r in conn.execute(text("SELECT * FROM data_migration_checkpoints ORDER BY name"))
+        ]
 
 
 def wait_for(probe: Callable[[], object], what: str) -> object:
@@ -333,12 +340,15 @@ def test_lock_held_past_every_retry_stops_at_the_last_checkpoint_with_a_clear_er
 
 def test_dry_run_counts_what_would_change_and_changes_nothing(db_url, engine):
     before = seed_items(engine)
+    existed = checkpoint_table_exists(engine)  # a later revision may have made it already
+    checkpoints = checkpoint_rows(engine) if existed else []
     result = run_guide_change(db_url, dry_run=True)
     assert result.dry_run and result.outcome == "dry run"
     assert result.rows_updated == sum(1 for v in before.values() if v < 2.0)
     assert result.rows_walked == len(before)
     assert difficulties(engine) == before
-    assert not checkpoint_table_exists(engine)
+    assert checkpoint_table_exists(engine) == existed
+    assert (checkpoint_rows(engine) if existed else []) == checkpoints
 
 
 # -- bad input --------------------------------------------------------------------------------
@@ -472,22 +482,22 @@ def test_offline_loop_resumes_a_run_started_online(db_url, engine, pg_server, tm
 
 REVISION_0005 = '''"""Scale item difficulty below 2.0 by 1.1 (batched data migration).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: {rev}
+Revises: {down}
 """
 
 from alembic import op
 from scripts import backfill
 
-revision = "0005"
-down_revision = "0004"
+revision = "{rev}"
+down_revision = "{down}"
 branch_labels = None
 depends_on = None
-NAME = "0005_scale_difficulty"
+NAME = "{rev}_scale_difficulty"
 
 
 def upgrade() -> None:
-    op.execute("COMMENT ON TABLE items IS 'difficulty scaled in 0005'")
+    op.execute("COMMENT ON TABLE items IS 'difficulty scaled in {rev}'")
     backfill.batch_update_in_revision(
         op, table="items", set_="difficulty = difficulty * 1.1", where="difficulty < 2.0",
         name=NAME, batch_size=50,
@@ -506,22 +516,25 @@ def project_with_revision_0005(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     shutil.copy(REPO_ROOT / "alembic.ini", home / "alembic.ini")
     shutil.copytree(REPO_ROOT / "alembic", home / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-    (home / "alembic" / "versions" / "0005_scale_difficulty.py").write_text(REVISION_0005)
+    (home / "alembic" / "versions" / f"{NEXT_ID}_scale_difficulty.py").write_text(
+        REVISION_0005.format(rev=NEXT_ID, down=HEAD)
+    )
     monkeypatch.setenv("ALP_DB_HOME", str(home))
     return home
 
 
 def test_revision_runs_the_helper_outside_its_transaction(db_url, engine, project_with_revision_0005):
     before = seed_items(engine)
-    migrations.upgrade(db_url, "0005")
+    migrations.upgrade(db_url, NEXT_ID)
     assert difficulties(engine) == guide_change(before)
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
-        assert conn.scalar(text("SELECT success FROM migration_history WHERE revision = '0005'")) is True
-    cp = checkpoint(engine, "0005_scale_difficulty")
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == NEXT_ID
+        success = "SELECT success FROM migration_history WHERE revision = :r"
+        assert conn.scalar(text(success), {"r": NEXT_ID}) is True
+    cp = checkpoint(engine, f"{NEXT_ID}_scale_difficulty")
     assert cp is not None and cp["finished_at"] is not None
-    migrations.downgrade(db_url, "0004")
-    assert checkpoint(engine, "0005_scale_difficulty") is None
+    migrations.downgrade(db_url, HEAD)
+    assert checkpoint(engine, f"{NEXT_ID}_scale_difficulty") is None
 
 
 def test_revision_offline_sql_runs_in_psql(
@@ -534,13 +547,13 @@ def test_revision_offline_sql_runs_in_psql(
         before = seed_items(eng)
         script = tmp_path / "upgrade.sql"
         with script.open("w") as out:
-            migrations.upgrade(None, "0004:0005", sql=True, output=out)
+            migrations.upgrade(None, f"{HEAD}:{NEXT_ID}", sql=True, output=out)
         assert "COMMIT;\n\nCREATE TABLE IF NOT EXISTS data_migration_checkpoints" in script.read_text()
         result = pg_server.psql(url, "-v", "ON_ERROR_STOP=1", "-f", str(script))
         assert result.returncode == 0, result.stderr
         assert difficulties(eng) == guide_change(before)
         with eng.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == NEXT_ID
     finally:
         eng.dispose()
         pg_server.drop_database(name)

@@ -17,6 +17,7 @@ from scripts.migrations.revisions import generate_revision, validate_name
 from scripts.migrations.rollback import IrreversibleRevision, plan_rollback, rollback
 from scripts.migrations.status import migration_status
 from scripts.ops.connection_check import check_connection
+from tests.project import BEFORE_HEAD, HEAD, HEAD_NAME, NEXT_ID, REVISIONS
 
 USER_PREFERENCES_UPGRADE = """
     op.create_table(
@@ -126,29 +127,30 @@ def test_generate_autogenerate_right_after_head_writes_an_empty_revision(project
 
 def test_rollback_refuses_a_revision_without_a_downgrade_and_changes_nothing(project, db_url: URL):
     project.add_revision(
-        "0005", "add_items_origin_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
+        NEXT_ID, "add_items_origin_column", HEAD, 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
     )
     migrations.upgrade(db_url)
-    with pytest.raises(IrreversibleRevision, match="0005 cannot be rolled back"):
+    with pytest.raises(IrreversibleRevision, match=f"{NEXT_ID} cannot be rolled back"):
         plan_rollback(db_url)
-    assert migrations.current_revision(db_url) == "0005"
+    assert migrations.current_revision(db_url) == NEXT_ID
 
 
 def test_rollback_steps_and_to_undo_the_right_revisions(db_url: URL):
-    assert [rev for rev, _ in plan_rollback(db_url, steps=2).revisions] == ["0004", "0003"]
+    assert [rev for rev, _ in plan_rollback(db_url, steps=2).revisions] == [HEAD, BEFORE_HEAD]
     plan = plan_rollback(db_url, to="0002")
-    assert [rev for rev, _ in plan.revisions] == ["0004", "0003"] and plan.target == "0002"
+    above = REVISIONS[REVISIONS.index("0002") + 1 :]
+    assert [rev for rev, _ in plan.revisions] == above[::-1] and plan.target == "0002"
     rollback(plan, db_url)
     assert migrations.current_revision(db_url) == "0002"
 
 
 def test_status_lists_every_revision_with_when_how_long_who_and_checksum(project, db_url: URL):
     project.add_revision(
-        "0005", "add_items_origin_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
+        NEXT_ID, "add_items_origin_column", HEAD, 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
     )
     report = migration_status(db_url)
-    assert [r.revision for r in report.revisions] == ["0001", "0002", "0003", "0004", "0005"]
-    assert report.pending == ["0005"]
+    assert [r.revision for r in report.revisions] == [*REVISIONS, NEXT_ID]
+    assert report.pending == [NEXT_ID]
     applied = report.revisions[0]
     assert applied.applied and applied.applied_at is not None and applied.duration_ms is not None
     assert applied.applied_by and applied.checksum_ok is True
@@ -162,13 +164,13 @@ def test_status_lists_every_revision_with_when_how_long_who_and_checksum(project
     data = json.loads(result.stdout)
     by_rev = {r["revision"]: r for r in data["revisions"]}
     assert by_rev["0002"]["checksum_ok"] is False and by_rev["0001"]["checksum_ok"] is True
-    assert data["current"] == ["0004"]
+    assert data["current"] == [HEAD]
 
 
 def test_test_connection_reports_version_latency_revision_and_privileges(db_url: URL):
     report = check_connection(db_url)
     assert report.server_version[:2].isdigit() and report.latency_ms >= 0
-    assert report.current_revision == "0004" and report.can_migrate and report.missing == []
+    assert report.current_revision == HEAD and report.can_migrate and report.missing == []
     result = CliRunner().invoke(main, ["test-connection", "--database-url", db_url.render_as_string(False)])
     assert result.exit_code == 0 and "can migrate: yes" in result.stdout
 
@@ -193,9 +195,10 @@ def test_migrate_cli_applies_then_says_nothing_to_do(empty_db_url: URL):
     url = empty_db_url.render_as_string(False)
     first = CliRunner().invoke(main, ["migrate", "--database-url", url])
     assert first.exit_code == 0, first.output
-    assert "applied 4 revision(s): 0001, 0002, 0003, 0004; now at 0004" in first.stdout
+    listing = ", ".join(REVISIONS)
+    assert f"applied {len(REVISIONS)} revision(s): {listing}; now at {HEAD}" in first.stdout
     second = CliRunner().invoke(main, ["migrate", "--database-url", url])
-    assert "nothing to do: database already at 0004" in second.stdout
+    assert f"nothing to do: database already at {HEAD}" in second.stdout
 
 
 def test_migrate_sql_prints_offline_sql_without_a_database(monkeypatch):
@@ -213,16 +216,16 @@ def test_migrate_backup_dumps_before_migrating(project, empty_db_url: URL):
     assert result.exit_code == 0, result.output
     dumps = list((project.root / "backups").glob(f"{empty_db_url.database}_*.dump"))
     assert len(dumps) == 1 and (dumps[0].stat().st_mode & 0o777) == 0o600
-    assert "backup written" in result.stderr and "now at 0004" in result.stdout
+    assert "backup written" in result.stderr and f"now at {HEAD}" in result.stdout
 
 
 def test_rollback_without_a_terminal_needs_yes(db_url: URL):
     url = db_url.render_as_string(False)
     refused = CliRunner().invoke(main, ["migration", "rollback", "--database-url", url])
     assert refused.exit_code == 2 and "pass --yes" in refused.stderr
-    assert migrations.current_revision(db_url) == "0004"
+    assert migrations.current_revision(db_url) == HEAD
     done = CliRunner().invoke(main, ["migration", "rollback", "--yes", "--database-url", url])
-    assert done.exit_code == 0 and "rolled back 0004 (0004_create_views); now at 0003" in done.stdout
+    assert done.exit_code == 0 and f"rolled back {HEAD} ({HEAD_NAME}); now at {BEFORE_HEAD}" in done.stdout
 
 
 def test_plain_alembic_autogenerate_gets_the_next_four_digit_id(project, db_url: URL):
@@ -231,8 +234,8 @@ def test_plain_alembic_autogenerate_gets_the_next_four_digit_id(project, db_url:
     config = migrations.alembic_config(db_url)
     script = command.revision(config, message="check models against database", autogenerate=True)
     assert script is not None and not isinstance(script, list)
-    assert script.revision == "0005"
-    assert script.path.endswith("0005_check_models_against_database.py")
+    assert script.revision == NEXT_ID
+    assert script.path.endswith(f"{NEXT_ID}_check_models_against_database.py")
 
 
 def test_plain_alembic_autogenerate_refuses_a_vague_name(project, db_url: URL):

@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 
 from scripts.db.engine import make_engine
 from scripts.db.urls import parse_url
-from tests.project import REPO_ROOT, ProjectCopy
+from tests.project import HEAD, NEXT_ID, REPO_ROOT, ProjectCopy
 
 SECRET = "s3cr@t#pa%ss!"
 
@@ -69,7 +69,7 @@ def test_guide_style_url_with_special_characters_in_the_password_migrates(passwo
     assert migrated.returncode == 0, migrated.stderr
     result = run_cli("test-connection", database_url=raw_url)
     assert result.returncode == 0, result.stdout
-    assert f"as {role}" in result.stdout and "revision:   0004" in result.stdout
+    assert f"as {role}" in result.stdout and f"revision:   {HEAD}" in result.stdout
     assert SECRET not in result.stdout + result.stderr + migrated.stdout + migrated.stderr
 
 
@@ -156,9 +156,9 @@ def migrate_while_users_is_read(
 
 def test_lock_timeout_names_the_table(project, db_url: URL):
     project.add_revision(
-        "0005",
+        NEXT_ID,
         "add_users_nickname_column",
-        "0004",
+        HEAD,
         'op.execute("ALTER TABLE users ADD COLUMN nickname text")',
     )
     result = migrate_while_users_is_read(project, db_url, ALP_DB_LOCK_TIMEOUT="300ms")
@@ -179,7 +179,7 @@ def test_validate_migrations_with_a_wrong_password_fails_rather_than_skipping_hi
 
 def test_lock_timeout_option_beats_the_environment(project, db_url: URL):
     project.add_revision(
-        "0005", "add_users_alias_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
+        NEXT_ID, "add_users_alias_column", HEAD, 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
     )
     result = migrate_while_users_is_read(
         project, db_url, "--lock-timeout", "250ms", ALP_DB_LOCK_TIMEOUT="10min"

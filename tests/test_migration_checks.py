@@ -17,7 +17,7 @@ from scripts.checks.report import Finding, ValidationReport, validate_migrations
 from scripts.cli import main
 from scripts.migrations import history
 from tests.conftest import free_port
-from tests.project import REPO_ROOT
+from tests.project import AFTER_NEXT, BEFORE_HEAD, HEAD, HEAD_NAME, NEXT_ID, REPO_ROOT, REVISIONS
 
 SQL_REVISION = '''\
 """{doc}
@@ -111,7 +111,7 @@ def test_shipped_tree_at_head_has_no_findings(db_url: URL) -> None:
     report = validate_migrations(db_url)
     assert report.findings == []
     assert report.checked == ["files", "lint", "history"]
-    assert report.heads == ["0004"]
+    assert report.heads == [HEAD]
     assert report.exit_code == 0
 
 
@@ -119,7 +119,7 @@ def test_shipped_tree_offline_checks_files_and_lint_only() -> None:
     report = validate_migrations(offline=True)
     assert report.findings == []
     assert report.checked == ["files", "lint"]
-    assert report.revisions == 4
+    assert report.revisions == len(REVISIONS)
 
 
 # -- history against the files ------------------------------------------------------------
@@ -163,13 +163,13 @@ def test_missing_middle_revision_is_reported_without_crashing(versions: Path, db
 
 
 def test_last_event_a_downgrade_while_alembic_version_says_applied(engine: Engine, db_url: URL) -> None:
-    row = history.HistoryRow("0004", "0004_create_views", "downgrade", None, 3, True)
+    row = history.HistoryRow(HEAD, HEAD_NAME, "downgrade", None, 3, True)
     with engine.begin() as conn:
         conn.execute(row.insert())
 
     finding = only(validate_migrations(db_url), "history-says-downgraded")
 
-    assert finding.revision == "0004"
+    assert finding.revision == HEAD
     assert "last successful event in migration_history is a downgrade" in finding.message
 
 
@@ -195,16 +195,16 @@ def test_revision_recorded_before_the_one_it_builds_on_is_out_of_order(engine: E
 
 
 def test_history_upgrade_missing_from_alembic_version_is_reported(engine: Engine, db_url: URL) -> None:
-    execute(engine, "UPDATE alembic_version SET version_num = '0003'")
+    execute(engine, "UPDATE alembic_version SET version_num = :v", v=BEFORE_HEAD)
 
     finding = only(validate_migrations(db_url), "history-says-applied")
 
-    assert finding.revision == "0004"
+    assert finding.revision == HEAD
     assert "alembic_version does not include it" in finding.message
 
 
 def test_failed_attempt_rows_do_not_count_as_applied(engine: Engine, db_url: URL) -> None:
-    row = history.HistoryRow("0004", "0004_create_views", "downgrade", None, 3, False, "boom")
+    row = history.HistoryRow(HEAD, HEAD_NAME, "downgrade", None, 3, False, "boom")
     with engine.begin() as conn:
         conn.execute(row.insert())
 
@@ -228,47 +228,49 @@ def test_unreachable_database_falls_back_to_file_checks() -> None:
 
 def test_two_heads_are_reported(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0003", "ALTER TABLE users ADD COLUMN nickname text;"
+        versions, f"{NEXT_ID}_add_users_nickname", BEFORE_HEAD, "ALTER TABLE users ADD COLUMN nickname text;"
     )
 
     report = validate_migrations(offline=True)
 
     finding = only(report, "multiple-heads")
-    assert "2 heads (0004, 0005)" in finding.message
-    assert report.heads == ["0004", "0005"]
+    assert f"2 heads ({HEAD}, {NEXT_ID})" in finding.message
+    assert report.heads == [HEAD, NEXT_ID]
     assert report.exit_code == 1
 
 
 def test_malformed_file_name_and_numbering_gap_are_reported(versions: Path) -> None:
-    add_sql_revision(versions, "0006_AddNickname", "0004", "ALTER TABLE users ADD COLUMN nickname text;")
+    add_sql_revision(
+        versions, f"{AFTER_NEXT}_AddNickname", HEAD, "ALTER TABLE users ADD COLUMN nickname text;"
+    )
 
     report = validate_migrations(offline=True)
 
-    assert "0006_AddNickname.py" in only(report, "malformed-file-name").message
+    assert f"{AFTER_NEXT}_AddNickname.py" in only(report, "malformed-file-name").message
     gap = only(report, "numbering-gap")
-    assert "0005" in gap.message and gap.severity == "warning"
+    assert NEXT_ID in gap.message and gap.severity == "warning"
 
 
 def test_revision_id_must_equal_file_number(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0004", "ALTER TABLE users ADD COLUMN nickname text;"
+        versions, f"{NEXT_ID}_add_users_nickname", HEAD, "ALTER TABLE users ADD COLUMN nickname text;"
     )
-    module = versions / "0005_add_users_nickname.py"
-    module.write_text(module.read_text().replace('revision = "0005"', 'revision = "a1b2c3"'))
+    module = versions / f"{NEXT_ID}_add_users_nickname.py"
+    module.write_text(module.read_text().replace(f'revision = "{NEXT_ID}"', 'revision = "a1b2c3"'))
 
     finding = only(validate_migrations(offline=True), "revision-id-mismatch")
 
-    assert "revision id 'a1b2c3' differs from its file number '0005'" in finding.message
+    assert f"revision id 'a1b2c3' differs from its file number '{NEXT_ID}'" in finding.message
 
 
 def test_sql_file_without_a_revision_is_reported(versions: Path) -> None:
-    (versions / "0005_add_users_nickname.upgrade.sql").write_text(
+    (versions / f"{NEXT_ID}_add_users_nickname.upgrade.sql").write_text(
         "ALTER TABLE users ADD COLUMN nickname text;\n"
     )
 
     finding = only(validate_migrations(offline=True), "orphan-sql-file")
 
-    assert "0005_add_users_nickname.upgrade.sql belongs to no revision" in finding.message
+    assert f"{NEXT_ID}_add_users_nickname.upgrade.sql belongs to no revision" in finding.message
 
 
 # -- lint ----------------------------------------------------------------------------------
@@ -277,17 +279,17 @@ def test_sql_file_without_a_revision_is_reported(versions: Path) -> None:
 def test_index_without_concurrently_on_existing_table_is_flagged(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT_ID}_index_users_display_name",
+        HEAD,
         "CREATE INDEX ix_users_display_name ON users (display_name);",
     )
 
     report = validate_migrations(offline=True)
 
     finding = only(report, "lint:require-concurrent-index-creation")
-    assert finding.revision == "0005"
+    assert finding.revision == NEXT_ID
     assert finding.severity == "error"
-    assert "0005_index_users_display_name.upgrade.sql:1" in finding.message
+    assert f"{NEXT_ID}_index_users_display_name.upgrade.sql:1" in finding.message
     assert "CREATE INDEX ix_users_display_name ON users (display_name);" in finding.message
     assert "concurrently" in finding.how_to_fix
     assert report.exit_code == 1
@@ -296,8 +298,8 @@ def test_index_without_concurrently_on_existing_table_is_flagged(versions: Path)
 def test_required_column_and_rewriting_type_change_are_flagged(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_add_users_nickname",
-        "0004",
+        f"{NEXT_ID}_add_users_nickname",
+        HEAD,
         """
         ALTER TABLE users ADD COLUMN nickname text NOT NULL;
         ALTER TABLE items ALTER COLUMN difficulty TYPE numeric(6, 3);
@@ -314,8 +316,8 @@ def test_required_column_and_rewriting_type_change_are_flagged(versions: Path) -
 def test_safe_forms_of_the_same_changes_pass_lint(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_add_users_nickname",
-        "0004",
+        f"{NEXT_ID}_add_users_nickname",
+        HEAD,
         """
         ALTER TABLE users ADD COLUMN nickname text NOT NULL DEFAULT '';
         ALTER TABLE users ADD COLUMN bio text;
@@ -328,8 +330,8 @@ def test_safe_forms_of_the_same_changes_pass_lint(versions: Path) -> None:
 def test_squawk_ignore_comment_waives_one_statement(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_index_skills_name",
-        "0004",
+        f"{NEXT_ID}_index_skills_name",
+        HEAD,
         """
         -- skills holds a few hundred rows: a plain index build takes milliseconds
         -- squawk-ignore require-concurrent-index-creation
@@ -343,14 +345,14 @@ def test_squawk_ignore_comment_waives_one_statement(versions: Path) -> None:
 def test_python_revision_is_linted_through_its_offline_sql(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT_ID}_index_users_display_name",
+        HEAD,
         'op.create_index("ix_users_display_name", "users", ["display_name"])',
     )
 
     finding = only(validate_migrations(offline=True), "lint:require-concurrent-index-creation")
 
-    assert "0005_index_users_display_name.py (offline SQL)" in finding.message
+    assert f"{NEXT_ID}_index_users_display_name.py (offline SQL)" in finding.message
     assert "CREATE INDEX ix_users_display_name ON users (display_name)" in finding.message
     assert 'squawk_ignore = ("require-concurrent-index-creation",)' in finding.how_to_fix
 
@@ -358,8 +360,8 @@ def test_python_revision_is_linted_through_its_offline_sql(versions: Path) -> No
 def test_concurrent_index_in_autocommit_block_passes_lint(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT_ID}_index_users_display_name",
+        HEAD,
         """
         with op.get_context().autocommit_block():
             op.create_index(
@@ -378,11 +380,11 @@ def test_concurrent_index_in_autocommit_block_passes_lint(versions: Path) -> Non
 def test_revision_level_squawk_ignore_waives_a_rule(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_add_users_nickname",
-        "0004",
+        f"{NEXT_ID}_add_users_nickname",
+        HEAD,
         'op.add_column("users", sa.Column("nickname", sa.Text(), nullable=False))',
     )
-    module = versions / "0005_add_users_nickname.py"
+    module = versions / f"{NEXT_ID}_add_users_nickname.py"
     module.write_text(
         module.read_text().replace(
             "depends_on = None\n",
@@ -417,13 +419,13 @@ def test_cli_json_output_parses_and_exits_0_when_clean(db_url: URL) -> None:
 
 def test_cli_text_output_names_the_problem_and_exits_1(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0003", "ALTER TABLE users ADD COLUMN nickname text;"
+        versions, f"{NEXT_ID}_add_users_nickname", BEFORE_HEAD, "ALTER TABLE users ADD COLUMN nickname text;"
     )
 
     result = CliRunner().invoke(main, ["validate-migrations", "--offline"])
 
     assert result.exit_code == 1
-    assert "ERROR [multiple-heads]: 2 heads (0004, 0005)" in result.stdout
+    assert f"ERROR [multiple-heads]: 2 heads ({HEAD}, {NEXT_ID})" in result.stdout
     assert "how to fix: renumber the later branch" in result.stdout
     assert "1 error(s), 0 warning(s)" in result.stdout
 
@@ -440,25 +442,25 @@ def test_database_migrated_without_the_runtime_is_reported(engine: Engine, db_ur
 
     finding = only(validate_migrations(db_url), "history-table-missing")
 
-    assert "alembic_version is at 0004 but there is no migration_history table" in finding.message
+    assert f"alembic_version is at {HEAD} but there is no migration_history table" in finding.message
 
 
 def test_unparseable_sql_is_reported_once_per_file(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0004", "ALTER TABLE users ADD COLUM nickname text;"
+        versions, f"{NEXT_ID}_add_users_nickname", HEAD, "ALTER TABLE users ADD COLUM nickname text;"
     )
 
     finding = only(validate_migrations(offline=True), "lint:syntax-error")
 
-    assert "0005_add_users_nickname.upgrade.sql:1" in finding.message
+    assert f"{NEXT_ID}_add_users_nickname.upgrade.sql:1" in finding.message
     assert finding.how_to_fix.startswith("fix the SQL")
 
 
 def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_backfill_users_ability",
-        "0004",
+        f"{NEXT_ID}_backfill_users_ability",
+        HEAD,
         """
         if op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar():
             op.execute("UPDATE users SET ability = 0")
@@ -468,5 +470,5 @@ def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Pa
     finding = only(validate_migrations(offline=True), "offline-sql-failed")
 
     assert finding.severity == "error"
-    assert "0005_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
-    assert "alembic upgrade 0004:0005 --sql" in finding.how_to_fix
+    assert f"{NEXT_ID}_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
+    assert f"alembic upgrade {HEAD}:{NEXT_ID} --sql" in finding.how_to_fix

@@ -23,6 +23,7 @@ from scripts.schema_diff.normalise import normalise_views, scratch
 from scripts.schema_diff.owned import capture
 from scripts.schema_diff.owned_objects import MIGRATION_OWNED
 from scripts.schema_diff.report import render_text
+from tests.project import HEAD, NEXT_ID
 
 ON_HEAD_DAY = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # inside revision 0001's partitions
 
@@ -270,8 +271,8 @@ def autogenerate(
     if models is not None:
         config.attributes["target_metadata"] = models
     config.set_main_option("version_locations", f"{migrations.versions_dir()}:{directory}")
-    command.revision(config, message=message, autogenerate=True, rev_id="0005", version_path=str(directory))
-    [path] = directory.glob("0005_*.py")
+    command.revision(config, message=message, autogenerate=True, rev_id=NEXT_ID, version_path=str(directory))
+    [path] = directory.glob(f"{NEXT_ID}_*.py")
     return path.read_text(), config
 
 
@@ -325,7 +326,7 @@ def test_autogenerate_sees_changed_check_and_index_predicate_and_downgrade_resto
     assert "postgresql_where=sa.text(\"status = 'draft'::item_status\")" in upgrade
     command.upgrade(config, "head")  # type: ignore[arg-type]
     assert validate_schema(db_url, changed, now=ON_HEAD_DAY).findings == []
-    command.downgrade(config, "0004")  # type: ignore[arg-type]
+    command.downgrade(config, HEAD)  # type: ignore[arg-type]
     report = validate_schema(db_url, now=ON_HEAD_DAY)
     assert report.findings == [], render_text(report)
 
@@ -359,7 +360,7 @@ def test_a_database_behind_head_gets_a_warning_saying_so(db_url):
     migrations.downgrade(db_url, "0003")
     report = validate_schema(db_url)
     warning = next(w for w in report.warnings if w.kind == "revision")
-    assert (warning.expected, warning.actual) == ("at head 0004", "at 0003")
+    assert (warning.expected, warning.actual) == (f"at head {HEAD}", "at 0003")
     assert report.drift  # the views of 0004 are missing: real differences, explained by the warning
 
 
