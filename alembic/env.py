@@ -1,9 +1,11 @@
-"""Alembic environment: pick online or offline and hand off to the alp-db runtime.
+"""Alembic environment: hand off to the alp-db runtime.
 
 The database comes from ``DATABASE_URL`` (or the local development database when unset);
-a connection in ``config.attributes["connection"]`` is used as is (Alembic cookbook).
-Runtime rules — migration lock, timeouts, one transaction per revision, migration_history —
-live in scripts/migrations/runtime.py so that plain ``alembic upgrade`` applies them too.
+a Connection or an Engine in ``config.attributes["connection"]`` is used instead (Alembic
+cookbook, "Sharing a Connection across one or more programmatic migration commands").
+Runtime rules — migration lock, timeouts, lock retries, one transaction per revision,
+migration_history — live in scripts/migrations/runtime.py so that plain ``alembic upgrade``
+applies them too; errors there reach plain ``alembic`` as ``FAILED: <one line>``.
 """
 
 from logging.config import fileConfig
@@ -15,7 +17,4 @@ from scripts.migrations import runtime
 if context.config.config_file_name and context.config.attributes.get("configure_logger", True):
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
-if context.is_offline_mode():
-    runtime.run_offline(context)
-else:
-    runtime.run_online(context)
+runtime.run(context)

@@ -2,6 +2,7 @@
     # Written by autogenerate (scripts/migrations/rewrite.py): what a change locks and rewrites.
     warnings = config.attributes.get("revision_warnings") or []
     waivers = config.attributes.get("revision_squawk_ignore") or []
+    locks = config.attributes.get("revision_locks") or []
     body = (upgrades or "") + (downgrades or "")
 %>"""${message}
 
@@ -9,8 +10,15 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
+% if locks:
+What it locks (written by autogenerate from the operations below):
+% for line in locks:
+${line}
+% endfor
+% else:
 What it locks: describe the locks taken and for how long (e.g. "ACCESS EXCLUSIVE on
 items, metadata only"). Runbook for production: how long, what it blocks, how to undo.
+% endif
 % if warnings:
 
 WARNING (written by autogenerate), read before running in production:

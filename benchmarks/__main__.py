@@ -18,7 +18,15 @@ from pathlib import Path
 from benchmarks.harness import BenchContext, BenchResult
 
 # Each module exposes run(ctx) -> list[BenchResult]; the order is the table's.
-MODULES = ["bench_migrate", "bench_validator", "bench_backfill", "bench_partitions", "bench_seed"]
+MODULES = [
+    "bench_migrate",
+    "bench_validator",
+    "bench_validate_migrations",
+    "bench_backfill",
+    "bench_partitions",
+    "bench_attempts_write",
+    "bench_seed",
+]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 SERVER_SETTINGS = {"max_connections": "120", "shared_buffers": "256MB", "max_wal_size": "4GB"}
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, timed
 from scripts import seed
 from scripts.migrations import api as migrations
-from scripts.seed import synthetic
+from scripts.seed import activity, copy_binary
 
 TARGET_SECONDS = 10.0
 FULL_ATTEMPTS, QUICK_ATTEMPTS = 1_000_000, 100_000
@@ -65,7 +65,7 @@ class Databases:
         self.admin.dispose()
 
 
-def bare_copy_seconds(dbs: Databases, premade: list[synthetic.Encoded]) -> float:
+def bare_copy_seconds(dbs: Databases, premade: list[copy_binary.Encoded]) -> float:
     """COPY of the attempts streams alone into ``CREATE TABLE ... (LIKE attempts)``: no index, FK, trigger."""
     import io
 
@@ -99,11 +99,11 @@ def bare_copy_seconds(dbs: Databases, premade: list[synthetic.Encoded]) -> float
 
 def run(ctx: BenchContext) -> list[BenchResult]:
     attempts = QUICK_ATTEMPTS if ctx.quick else FULL_ATTEMPTS
-    plan = synthetic.make_plan("medium", attempts=attempts)
+    plan = seed.make_plan("medium", attempts=attempts)
     dbs = Databases(ctx)
     try:
         started = time.perf_counter()
-        premade = list(synthetic.encoded(plan))
+        premade = list(activity.encoded(plan))
         generate_once = time.perf_counter() - started
 
         ours, floor = interleave(
@@ -113,7 +113,7 @@ def run(ctx: BenchContext) -> list[BenchResult]:
         )
         bare = [bare_copy_seconds(dbs, premade) for _ in range(ctx.runs)]
         generate = [generate_once] + [
-            timed(lambda: list(synthetic.encoded(plan))) for _ in range(ctx.runs - 1)
+            timed(lambda: list(activity.encoded(plan))) for _ in range(ctx.runs - 1)
         ]
     finally:
         dbs.close()

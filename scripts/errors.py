@@ -34,6 +34,10 @@ class PermissionDenied(AlpDbError):
     """The role lacks a privilege the operation needs."""
 
 
+class ConnectionLost(AlpDbError):
+    """The session ended mid-operation: the server restarted or terminated it, or the network broke."""
+
+
 class LockTimeout(AlpDbError):
     """A lock could not be taken within the configured time."""
 
@@ -74,6 +78,10 @@ class SeedFailed(AlpDbError):
     """Generated rows broke a rule the database enforces; nothing was loaded."""
 
 
+class ReferencingData(AlpDbError):
+    """``seed --replace`` would empty a table that references seeded ones and holds other rows."""
+
+
 class HealthCheckFailed(AlpDbError):
     """The database could not be checked (exit 2)."""
 
@@ -96,3 +104,15 @@ class PartitionOverlap(PartitionError):
 
 class DataMigrationError(AlpDbError):
     """A batched data migration cannot run: unknown table or key, unusable SET/WHERE, a clash."""
+
+
+class CannotCheck(AlpDbError):
+    """validate-schema could not read the schema, so nothing can be said about drift."""
+
+
+class CannotNormalise(CannotCheck):
+    """The server refused to build one of the models' expressions (validate-schema)."""
+
+
+class PlanFailed(AlpDbError):
+    """``migration plan`` could not build or use its scratch copy; the target is unchanged."""

@@ -7,25 +7,6 @@ import textwrap
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The revisions every database starts from; tests of their content name them, nothing else may.
-SHIPPED_REVISIONS = ("0001", "0002", "0003", "0004")
-
-
-def repo_revisions() -> list[str]:
-    """The repository's revisions, oldest first: the shipped ones and any added since."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(Config(str(REPO_ROOT / "alembic.ini")))
-    return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
-
-
-REVISIONS = repo_revisions()
-HEAD = REVISIONS[-1]
-NEXT_ID = f"{int(HEAD) + 1:04d}"  # the id of a revision a test adds after the head
-AFTER_NEXT = f"{int(HEAD) + 2:04d}"
-BEFORE_HEAD = REVISIONS[-2]
-HEAD_NAME = next((REPO_ROOT / "alembic" / "versions").glob(f"{HEAD}_*.py")).stem  # migration_history's name
 
 
 class ProjectCopy:
@@ -69,3 +50,31 @@ class ProjectCopy:
             f"def downgrade() -> None:\n{body_down}\n"
         )
         return path
+
+
+def shipped_revisions() -> list[str]:
+    """The repository's revision ids from base to head, whatever the head is today."""
+    from scripts.checks.files import find_heads, scan_versions
+
+    revisions, _ = scan_versions(REPO_ROOT / "alembic" / "versions")
+    downs = {r.revision: r.down_revisions for r in revisions if r.revision}
+    (rev,) = find_heads(revisions)
+    chain = [rev]
+    while downs[chain[-1]]:
+        (down,) = downs[chain[-1]]
+        chain.append(down)
+    return chain[::-1]
+
+
+SHIPPED = shipped_revisions()
+HEAD = SHIPPED[-1]  # tests say HEAD, never a number, so that a new revision breaks none of them
+NEXT = f"{int(HEAD) + 1:04d}"  # the id a test's extra revision takes
+SHIPPED_NAMES = {
+    path.name.split("_", 1)[0]: path.stem for path in (REPO_ROOT / "alembic" / "versions").glob("[0-9]*_*.py")
+}  # revision id -> migration name (the file stem)
+# The names tests/test_autogenerate.py and the round-trip tests use for the same facts.
+REVISIONS = SHIPPED
+NEXT_ID = NEXT
+AFTER_NEXT = f"{int(HEAD) + 2:04d}"
+BEFORE_HEAD = SHIPPED[-2]
+HEAD_NAME = SHIPPED_NAMES[HEAD]  # migration_history's name for the head

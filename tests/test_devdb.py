@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,15 +50,49 @@ def test_migrate_without_database_url_starts_and_uses_the_local_database(dev_env
     status = run(sys.executable, "-m", "scripts", "dev-db", "status", env=env)
     assert status.returncode == 0 and status.stdout.startswith("running: PostgreSQL 18")
     url = run(sys.executable, "-m", "scripts", "dev-db", "url", env=env)
-    assert url.stdout.startswith("postgresql+psycopg2://postgres@/alp_dev?host=")
+    assert url.stdout.startswith("postgresql://postgres@/alp_dev?host=/"), url.stdout
+    assert_reachable_with_psql_and_the_printed_url(env)
 
     stopped = run(sys.executable, "-m", "scripts", "dev-db", "stop", env=env)
     assert stopped.stdout.strip() == "stopped"
     status = run(sys.executable, "-m", "scripts", "dev-db", "status", env=env)
-    assert status.returncode == 3 and status.stdout.startswith("stopped")
+    assert status.returncode == 1 and status.stdout.startswith("stopped")
 
     destroyed = run(sys.executable, "-m", "scripts", "dev-db", "destroy", "--yes", env=env)
     assert destroyed.returncode == 0 and not pgdata.exists()
+
+
+def alp_db(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "scripts", *args, env=env)
+
+
+def assert_reachable_with_psql_and_the_printed_url(env: dict[str, str]) -> None:
+    """What the README promises a person: psql "$(alp-db dev-db url)", eval "$(alp-db dev-db env)",
+    alp-db dev-db psql, and the printed URL as DATABASE_URL for alp-db and plain alembic."""
+    psql = shutil.which("psql") or str(Cluster(home=Path(env["ALP_DB_DEV_DIR"])).bindir / "psql")
+    alp_db_cmd = shlex.join([sys.executable, "-m", "scripts"])
+    shell_env = {**env, "PSQL": psql, "ALP_DB": alp_db_cmd}
+    pasted = run("sh", "-c", '"$PSQL" -X -At "$($ALP_DB dev-db url)" -c "select 1"', env=shell_env)
+    assert pasted.returncode == 0 and pasted.stdout.strip() == "1", pasted.stderr
+    evaluated = run(
+        "sh",
+        "-c",
+        'eval "$($ALP_DB dev-db env)" && "$PSQL" -X -At -c "select current_database()"',
+        env=shell_env,
+    )
+    assert evaluated.returncode == 0 and evaluated.stdout.strip() == "alp_dev", evaluated.stderr
+    opened = alp_db(
+        "dev-db", "psql", "-X", "-At", "-c", "select current_setting('server_version_num')", env=env
+    )
+    assert opened.returncode == 0 and opened.stdout.strip().startswith("18"), opened.stderr
+    printed = alp_db("dev-db", "url", env=env).stdout.strip()
+    as_database_url = {**env, "DATABASE_URL": printed}
+    connection = alp_db("test-connection", env=as_database_url)
+    assert connection.returncode == 0 and "revision:   0004" in connection.stdout, connection.stderr
+    current = run(sys.executable, "-m", "alembic", "current", env=as_database_url)
+    assert current.returncode == 0 and "0004 (head)" in current.stdout, current.stderr
+    sqlalchemy_form = alp_db("dev-db", "url", "--sqlalchemy", env=env).stdout
+    assert sqlalchemy_form.startswith("postgresql+psycopg2://postgres@/alp_dev?host=")
 
 
 @pytest.mark.skipif(not (SYSTEM_PG15 / "postgres").exists(), reason="no PostgreSQL 15 server binaries here")

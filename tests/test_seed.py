@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +16,7 @@ from scripts import seed
 from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.errors import AlreadySeeded, PermissionDenied, ProductionDatabase, SeedFailed
+from tests.polling import wait_for_sql
 
 SMALL = seed.make_plan(users=150, items=120, attempts=4_000, seed=7)
 
@@ -274,14 +274,11 @@ def test_concurrent_seed_waits_for_the_one_in_progress(db_url):
         outcome: list[object] = []
         worker = threading.Thread(target=lambda: outcome.append(seed.seed(db_url, SMALL)))
         worker.start()
-        deadline = time.monotonic() + 30
         waiting = (
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
-        while query(db_url, waiting) != [(1,)]:
-            assert time.monotonic() < deadline, "the second seed never waited on the seed lock"
-            time.sleep(0.02)
+        wait_for_sql(db_url, waiting, done=lambda n: n == 1)
         assert query(db_url, "SELECT count(*) FROM users") == [(0,)]
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": seed.SEED_LOCK_KEY})
         worker.join()
@@ -297,3 +294,141 @@ def test_command_choices_and_defaults_are_the_library_ones():
     assert options["seed_value"].default == seed.DEFAULT_SEED
     assert options["scale"].default == seed.DEFAULT_SCALE
     assert options["max_existing_learners"].default == seed.DEFAULT_MAX_EXISTING_LEARNERS
+
+
+def test_generated_enum_values_are_the_models_ones():
+    from models.enums import ItemStatus, ItemType
+    from scripts.seed import activity, catalogue
+
+    assert set(catalogue.ITEM_TYPE_SHARE) == set(ItemType) == set(catalogue.GUESSING_RANGE)
+    assert set(activity.RESPONSE_TIME_FACTOR) == set(ItemType)
+    assert set(catalogue.ITEM_STATUS_SHARE) == set(ItemStatus)
+    assert sum(catalogue.ITEM_TYPE_SHARE.values()) == pytest.approx(1)
+
+
+def test_the_command_and_the_package_import_no_numpy():
+    import subprocess
+    import sys
+
+    probe = "import sys, scripts.seed, scripts.cli.seed; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout == "False\n"
+
+
+REFERENCING_SCHEMA = """
+CREATE TABLE user_preferences (
+    user_id uuid PRIMARY KEY REFERENCES users (id),
+    theme text NOT NULL DEFAULT 'light'
+);
+CREATE TABLE preference_audit (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES user_preferences (user_id)
+);
+"""
+
+
+def seed_command(url: URL, *extra: str) -> object:
+    rendered = url.render_as_string(hide_password=False)
+    return CliRunner().invoke(
+        main,
+        ["seed", "--database-url", rendered, "--users", "50", "--items", "40", "--attempts", "300", *extra],
+    )
+
+
+def test_replace_also_empties_and_names_the_tables_that_reference_seeded_ones(db_url):
+    query(db_url, REFERENCING_SCHEMA + " SELECT 1")
+    assert seed_command(db_url).exit_code == 0
+    result = seed_command(db_url, "--replace")
+    assert result.exit_code == 0, result.output
+    assert "also emptied" in result.stdout
+    assert "user_preferences" in result.stdout and "preference_audit" in result.stdout
+    assert query(db_url, "SELECT count(*) FROM users WHERE role = 'learner'") == [(50,)]
+
+
+def test_replace_refuses_to_empty_a_referencing_table_with_rows_unless_forced(db_url):
+    query(db_url, REFERENCING_SCHEMA + " SELECT 1")
+    seed.seed(db_url, SMALL)
+    query(
+        db_url,
+        "WITH p AS (INSERT INTO user_preferences (user_id) SELECT id FROM users LIMIT 3 RETURNING user_id)"
+        " INSERT INTO preference_audit (user_id) SELECT user_id FROM p RETURNING 1",
+    )
+    before = checksums(db_url)
+    refused = seed_command(db_url, "--replace")
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "preference_audit (references user_preferences)" in refused.stderr
+    assert "user_preferences (references users)" in refused.stderr and "--force" in refused.stderr
+    assert checksums(db_url) == before
+    assert query(
+        db_url, "SELECT (SELECT count(*) FROM user_preferences), (SELECT count(*) FROM preference_audit)"
+    ) == [(3, 3)]
+
+    forced = seed_command(db_url, "--replace", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "user_preferences" in forced.stdout
+    assert query(
+        db_url, "SELECT (SELECT count(*) FROM user_preferences), (SELECT count(*) FROM preference_audit)"
+    ) == [(0, 0)]
+    assert query(db_url, "SELECT count(*) FROM users WHERE role = 'learner'") == [(50,)]
+
+
+@pytest.fixture(scope="module")
+def small_scale_shape() -> dict[str, object]:
+    """The small preset's attempts as the generator chose them (no database needed)."""
+    from scripts.seed.activity import choose_items, plan_sessions
+    from scripts.seed.catalogue import build_catalogue
+
+    plan = seed.make_plan("small")
+    cat = build_catalogue(plan)
+    chosen = choose_items(plan, cat, plan_sessions(plan, cat))
+    return {"cat": cat, "chosen": chosen, "shape": chosen.shape(len(cat.learner_ids), len(cat.item_ids))}
+
+
+def test_small_scale_attempts_are_mostly_first_attempts_with_few_repeats(small_scale_shape):
+    shape = small_scale_shape["shape"]
+    assert shape["first_attempt_share"] >= 0.90, shape
+    assert shape["max_attempts_per_learner_item"] <= 3, shape
+
+
+def test_small_scale_exposure_control_keeps_every_item_under_a_quarter_of_learners(small_scale_shape):
+    import numpy as np
+
+    cat, chosen = small_scale_shape["cat"], small_scale_shape["chosen"]
+    n_items = len(cat.item_ids)
+    pairs = np.unique(chosen.learner * n_items + chosen.item)
+    viewers = np.bincount(pairs % n_items, minlength=n_items)
+    assert viewers.max() <= 0.25 * len(cat.learner_ids), viewers.max()
+    assert small_scale_shape["shape"]["max_item_exposure"] == round(viewers.max() / len(cat.learner_ids), 4)
+
+
+def test_small_scale_correct_rate_falls_with_difficulty(small_scale_shape):
+    import numpy as np
+
+    cat, chosen = small_scale_shape["cat"], small_scale_shape["chosen"]
+    by_difficulty = np.argsort(cat.item_b[chosen.item], kind="stable")
+    rate = [part.mean() for part in np.array_split(chosen.correct[by_difficulty], 3)]
+    assert rate[0] > rate[1] > rate[2], rate
+
+
+def test_selection_is_the_same_for_the_same_seed_and_differs_for_another():
+    from scripts.seed.activity import choose_items, plan_sessions
+    from scripts.seed.catalogue import build_catalogue
+
+    def items(plan):  # type: ignore[no-untyped-def]
+        cat = build_catalogue(plan)
+        return choose_items(plan, cat, plan_sessions(plan, cat))
+
+    one, two, other = (
+        items(SMALL),
+        items(SMALL),
+        items(seed.make_plan(users=150, items=120, attempts=4_000, seed=8)),
+    )
+    assert (one.item == two.item).all() and (one.correct == two.correct).all()
+    assert len(one.item) == len(other.item) and (one.item != other.item).any()
+
+
+def test_seed_command_prints_the_shape_of_the_data(db_url):
+    result = seed_command(db_url)
+    assert result.exit_code == 0, result.output
+    assert "first attempts" in result.stdout and "most used item seen by" in result.stdout
+    assert "attempts per partition: attempts_2024" in result.stdout

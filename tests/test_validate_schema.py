@@ -19,6 +19,7 @@ from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
 from scripts.schema_diff import validate_schema
+from scripts.schema_diff.catalog import open_schema
 from scripts.schema_diff.normalise import normalise_views, scratch
 from scripts.schema_diff.owned import capture
 from scripts.schema_diff.owned_objects import MIGRATION_OWNED
@@ -130,7 +131,7 @@ def test_recorded_revision_objects_match_a_database_at_head(db_url):
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            captured = capture(conn, migrations.versions_dir())
+            captured = capture(conn, migrations.versions_dir(), open_schema(conn, "public"))
             with scratch(conn):
                 recorded_views = normalise_views(conn, MIGRATION_OWNED.views)
     finally:
@@ -139,6 +140,12 @@ def test_recorded_revision_objects_match_a_database_at_head(db_url):
     assert captured.triggers == MIGRATION_OWNED.triggers, regenerate
     assert captured.default_partitions == MIGRATION_OWNED.default_partitions, regenerate
     assert captured.sources == MIGRATION_OWNED.sources, regenerate
+    assert (captured.extensions, captured.schemas) == (MIGRATION_OWNED.extensions, MIGRATION_OWNED.schemas)
+    assert (captured.privileges, captured.owners) == (MIGRATION_OWNED.privileges, MIGRATION_OWNED.owners)
+    assert (captured.row_security, captured.policies) == (
+        MIGRATION_OWNED.row_security,
+        MIGRATION_OWNED.policies,
+    ), regenerate
     assert recorded_views == captured.views, regenerate
 
 
@@ -180,10 +187,11 @@ def test_missing_next_partition_is_a_warning_not_drift(db_url):
     assert "partitions ensure" in warning.how_to_fix
 
 
-def test_missing_current_partition_is_a_warning(db_url):
+def test_missing_current_partition_is_drift_its_rows_land_in_the_default_partition(db_url):
     report = validate_schema(db_url, now=dt.datetime(2031, 3, 1, tzinfo=dt.timezone.utc))
-    assert not report.drift
-    assert [(w.kind, w.object) for w in report.warnings] == [("partition", "attempts (current period)")]
+    assert [(f.kind, f.object) for f in report.errors] == [("partition", "attempts (current period)")]
+    assert "attempts_default" in report.errors[0].actual
+    assert report.warnings == []  # the next period is not reported while the current one is missing
 
 
 def test_cli_text_report_has_expected_actual_how_to_fix_and_exit_1(db_url):

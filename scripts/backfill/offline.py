@@ -1,8 +1,11 @@
-"""Offline (``--sql``) data migrations: the batched loop of scripts/backfill.py as PL/pgSQL.
+"""Offline (``--sql``) data migrations: the batched loop of runner.py as PL/pgSQL.
 
 A DBA reviews the DO block and runs it with ``psql -v ON_ERROR_STOP=1``. It keeps the same
 checkpoint row as the online runner (last key done, as text), so a run started online can
 finish offline and the other way round, and takes the same advisory lock per name.
+
+The loop runs at a fixed batch size (the given one, else the default) and without the online
+runner's health checks (replica lag, autovacuum): a DBA running a script watches those.
 """
 
 from __future__ import annotations
@@ -10,39 +13,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import literal
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from scripts.backfill import (
+from scripts.backfill.checkpoints import CHECKPOINTS
+from scripts.backfill.expressions import check_key_not_assigned, parse_expressions
+from scripts.backfill.plan import (
     ADVISORY_CLASS,
     CHECKPOINT_TABLE,
-    CHECKPOINTS,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_SLEEP_S,
     OFFLINE_DOLLAR_TAG,
-    RETRY_BACKOFF_CAP_S,
-    RETRY_BACKOFF_S,
+    BatchOptions,
     Plan,
-    check_expression,
-    check_key_not_assigned,
-    check_options,
     name_lock_id,
     parse_key,
     split_table,
 )
-from scripts.db.durations import duration
+from scripts.db.sqltext import quote_literal
 from scripts.errors import DataMigrationError
 
 NOTICE_EVERY = 10  # batches between two NOTICE lines of the loop
 SAVED_TIMEOUT_SETTING = "alp_db.saved_statement_timeout"  # a custom GUC: two-part names are free
 
 
-def _literal(value: Any) -> str:
-    """A value rendered as a PostgreSQL literal by SQLAlchemy (quotes doubled, never by hand)."""
-    return str(literal(value).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+def _literal(value: str | None) -> str:
+    """A text value as a literal of the script (the same text the online run stores)."""
+    return "NULL" if value is None else quote_literal(value)
 
 
 def plan(
@@ -52,40 +47,35 @@ def plan(
     where: str | None = None,
     key: str | Sequence[str] | None = None,
     name: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    sleep: float = DEFAULT_SLEEP_S,
-    lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
-    max_retries: int = DEFAULT_MAX_RETRIES,
+    options: BatchOptions | None = None,
+    **option_values: Any,
 ) -> Plan:
-    """A plan without a database: the table and its primary key come from the models."""
-    from models import metadata
-
-    check_options(batch_size, sleep, max_retries, None)
-    set_expr = check_expression("SET", set_)
-    assert set_expr is not None
+    """A plan without a database: the key is given, or is the primary key of the table's model
+    (only then are the models loaded)."""
+    options = BatchOptions.of(options, **option_values)
+    expressions = parse_expressions(set_, where)
     schema, relname = split_table(table)
-    model = metadata.tables.get(f"{schema}.{relname}" if schema else relname)
     key_cols = parse_key(key)
     if key_cols is None:
+        from models import metadata
+
+        model = metadata.tables.get(f"{schema}.{relname}" if schema else relname)
         if model is None or not model.primary_key.columns:
             raise DataMigrationError(
                 f"table {table!r} is not modelled, so offline mode cannot find its key",
                 "pass key=... to batch_update_in_revision",
             )
         key_cols = tuple(c.name for c in model.primary_key.columns)
-    check_key_not_assigned(set_expr, key_cols)
+    check_key_not_assigned(expressions.assigned, key_cols)
     return Plan(
         name=name,
         table=table.strip(),
         schema=schema,
         relname=relname,
         key=key_cols,
-        set_=set_expr,
-        where=check_expression("WHERE", where),
-        batch_size=batch_size,
-        sleep_s=sleep,
-        lock_timeout=duration("lock timeout", lock_timeout),
-        max_retries=max_retries,
+        set_=expressions.set_,
+        where=expressions.where,
+        options=options,
     )
 
 
@@ -118,14 +108,15 @@ def statements(plan: Plan) -> list[str]:
     resume = "\n".join(f"        {hi[i]} := _bf_cp.last_key[{i + 1}];" for i in range(n))
     pause = (
         f"        IF {lo[0]} IS NOT NULL THEN\n"
-        f"            PERFORM pg_sleep({plan.sleep_s});\n"
+        f"            PERFORM pg_sleep({plan.options.sleep});\n"
         "        END IF;\n"
-        if plan.sleep_s
+        if plan.options.sleep
         else ""
     )
+    retries, backoff = plan.options.max_retries, plan.options.backoff
     body = f"""DO {OFFLINE_DOLLAR_TAG}
 -- Batched data migration {plan.name}: UPDATE {table} SET ... WHERE ... in key ranges of
--- {plan.batch_size}, one COMMIT per batch together with its checkpoint row in {cp}.
+-- {plan.options.first_batch_size}, one COMMIT per batch together with its checkpoint row in {cp}.
 DECLARE
 {chr(10).join(declare)}
     _bf_cp {cp}%ROWTYPE;
@@ -158,12 +149,12 @@ BEGIN
     END IF;
     WHILE {lo[0]} IS NOT NULL LOOP
         BEGIN
-            PERFORM set_config('lock_timeout', {_literal(plan.lock_timeout)}, true),
+            PERFORM set_config('lock_timeout', {_literal(plan.options.lock_timeout)}, true),
                     set_config('synchronous_commit', 'off', true);
             SELECT {", ".join("b." + c for c in cols)}, count(*) OVER ()
               INTO {", ".join(hi)}, _bf_walked
               FROM (SELECT {key_list} FROM {table} WHERE ({key_list}) >= {lo_row}
-                    ORDER BY {key_list} LIMIT {plan.batch_size}) AS b
+                    ORDER BY {key_list} LIMIT {plan.options.first_batch_size}) AS b
              ORDER BY {", ".join("b." + c + " DESC" for c in cols)} LIMIT 1;
             UPDATE {table} SET
 {plan.set_}
@@ -178,11 +169,11 @@ BEGIN
         EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
             -- a row is locked by someone else: roll this batch back, wait, try it again
             _bf_retries := _bf_retries + 1;
-            IF _bf_retries > {plan.max_retries} THEN
+            IF _bf_retries > {retries} THEN
                 RAISE;
             END IF;
-            RAISE NOTICE 'data migration %: % (retry % of {plan.max_retries})', {name}, SQLERRM, _bf_retries;
-            PERFORM pg_sleep(least({RETRY_BACKOFF_S} * 2 ^ (_bf_retries - 1), {RETRY_BACKOFF_CAP_S}));
+            RAISE NOTICE 'data migration %: % (retry % of {retries})', {name}, SQLERRM, _bf_retries;
+            PERFORM pg_sleep(least({backoff.base_s} * 2 ^ (_bf_retries - 1), {backoff.cap_s}));
             CONTINUE;
         END;
         -- outside the block with the exception handler: a subtransaction cannot commit

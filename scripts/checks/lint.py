@@ -13,9 +13,14 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.checks.files import RevisionFile
+from scripts.checks.findings import ERROR, WARNING, Finding
+from scripts.checks.rendered import render_all
+from scripts.db.engine import first_line
 from scripts.errors import LintUnavailable
 
 # The oldest server the project supports is PostgreSQL 13: rules judge costs on it, e.g.
@@ -59,6 +64,13 @@ EXISTING_ROWS_RULES: tuple[str, ...] = (
 # its plain CREATE INDEX is right). EXISTING_ROWS_RULES do not apply to them; every later
 # revision runs against tables in use and gets the full rule set.
 EMPTY_DATABASE_REVISIONS = frozenset({"0001", "0002", "0003", "0004"})
+
+# Downgrades drop what their upgrade created; linting them would flag every DROP. A rollback
+# is a deliberate, reviewed act (alp-db migration rollback asks first), so only the way up is linted.
+UNLINTED_SQL_SUFFIXES = (".downgrade.sql",)
+
+# Paths per squawk process: well under any command-line limit (ARG_MAX), few processes.
+FILES_PER_PROCESS = 500
 
 # squawk reports every unparseable token; the first one per unit is what a person needs.
 SYNTAX_ERROR_RULE = "syntax-error"
@@ -122,33 +134,54 @@ def squawk_argv(unit: LintUnit, squawk: Path) -> list[str]:
 
 
 def lint(units: list[LintUnit], *, cwd: Path) -> list[Violation]:
-    """Run squawk over each unit (its flags depend on the revision) and collect violations.
+    """Run squawk over the units and collect violations.
 
-    ``cwd`` is the project root, where squawk would also read a ``.squawk.toml`` if one is added.
+    Units that take the same flags (their excluded rules depend on the revision) go to one
+    squawk process, whose JSON names the file of each violation: a few processes for the
+    whole tree rather than one per file. ``cwd`` is the project root, where squawk would
+    also read a ``.squawk.toml`` if one is added.
     """
     if not units:
         return []
     squawk = squawk_binary()
+    groups: dict[tuple[str, ...], list[LintUnit]] = {}
+    for unit in units:
+        groups.setdefault(tuple(squawk_argv(unit, squawk)[:-1]), []).append(unit)
+    violations: list[Violation] = []
+    for flags, members in groups.items():
+        for start in range(0, len(members), FILES_PER_PROCESS):
+            violations += _lint_group(list(flags), members[start : start + FILES_PER_PROCESS], cwd)
+    order = {id(unit): n for n, unit in enumerate(units)}
+    return sorted(violations, key=lambda v: (order[id(v.unit)], v.line))
+
+
+def _lint_group(flags: list[str], units: list[LintUnit], cwd: Path) -> list[Violation]:
+    result = subprocess.run(
+        [*flags, *(str(u.path) for u in units)], capture_output=True, text=True, cwd=cwd, check=False
+    )
+    try:
+        reported = json.loads(result.stdout) if result.stdout.strip() else []
+    except json.JSONDecodeError:
+        reported = None
+    if result.returncode not in (0, 1) or reported is None or (result.returncode and not reported):
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        what = units[0].label if len(units) == 1 else f"{len(units)} files ({units[0].label}, ...)"
+        raise LintUnavailable(
+            f"squawk could not lint {what}: {detail[0] if detail else 'no output'}",
+            f"run {flags[0]} --reporter=json {units[0].path} to see why",
+        )
+    by_file: dict[str, list[dict[str, object]]] = {}
+    for item in reported:
+        by_file.setdefault(str(item.get("file")), []).append(item)
     violations: list[Violation] = []
     for unit in units:
-        result = subprocess.run(
-            squawk_argv(unit, squawk), capture_output=True, text=True, cwd=cwd, check=False
-        )
-        try:
-            reported = json.loads(result.stdout) if result.stdout.strip() else []
-        except json.JSONDecodeError:
-            reported = None
-        if result.returncode not in (0, 1) or reported is None or (result.returncode and not reported):
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise LintUnavailable(
-                f"squawk could not lint {unit.label}: {detail[0] if detail else 'no output'}",
-                f"run {squawk} --reporter=json {unit.path} to see why",
-            )
-        violations += _violations(unit, reported)
+        violations += _violations(unit, by_file.get(str(unit.path), []))
     return violations
 
 
 def _violations(unit: LintUnit, reported: list[dict[str, object]]) -> list[Violation]:
+    if not reported:
+        return []
     lines = unit.path.read_text().splitlines()
     found: list[Violation] = []
     syntax_error_seen = False
@@ -171,3 +204,97 @@ def _violations(unit: LintUnit, reported: list[dict[str, object]]) -> list[Viola
             )
         )
     return found
+
+
+@dataclass
+class LintOutcome:
+    findings: list[Finding]
+    linted: list[str]  # revisions whose SQL squawk read
+    # applied revisions whose files match the checksum recorded when they were applied: they
+    # were linted before they were applied and cannot have changed since, so are not re-read
+    unchanged: list[str]
+
+
+def lint_revisions(
+    revisions: list[RevisionFile], *, alembic_can_load: bool, unchanged: frozenset[str] = frozenset()
+) -> LintOutcome:
+    """squawk over each revision's SQL files; Python-only revisions through their offline SQL,
+    rendered for the whole range in one Alembic run (scripts.checks.rendered)."""
+    from scripts.project import project_home
+
+    findings: list[Finding] = []
+    outcome = LintOutcome(findings, [], [])
+    units: list[LintUnit] = []
+    to_render: list[RevisionFile] = []
+    for r in revisions:
+        if r.revision is None:
+            continue
+        if r.revision in unchanged:
+            outcome.unchanged.append(r.revision)
+            continue
+        sql_files = [p for p in r.sql_files if not p.name.endswith(UNLINTED_SQL_SUFFIXES)]
+        if sql_files:
+            units += [LintUnit(r.revision, p.name, p, waived=r.squawk_ignore) for p in sql_files]
+            outcome.linted.append(r.revision)
+        elif len(r.down_revisions) <= 1:  # a merge revision only joins branches: nothing to render
+            to_render.append(r)
+    with tempfile.TemporaryDirectory(prefix="alp-db-lint-") as tmp:
+        if to_render and not alembic_can_load:
+            findings += [_not_loadable(r) for r in to_render]
+        elif to_render:
+            rendered = render_all({str(r.revision) for r in to_render})
+            for r in to_render:
+                assert r.revision is not None
+                if r.revision in rendered.failed:
+                    findings.append(_render_failed(r, rendered.failed[r.revision]))
+                    continue
+                path = Path(tmp) / f"{r.path.stem}.offline.sql"
+                path.write_text(rendered.sql.get(r.revision, "BEGIN;\n\nCOMMIT;\n"))
+                label = f"{r.path.name} (offline SQL)"
+                units.append(LintUnit(r.revision, label, path, rendered=True, waived=r.squawk_ignore))
+                outcome.linted.append(r.revision)
+        findings += [_lint_finding(v) for v in lint(units, cwd=project_home())]
+    return outcome
+
+
+def _not_loadable(r: RevisionFile) -> Finding:
+    return Finding(
+        "lint-skipped",
+        WARNING,
+        r.revision,
+        f"{r.path.name} was not linted: Alembic cannot load the revisions while the errors above remain",
+        "fix those errors, then run validate-migrations again",
+    )
+
+
+def _render_failed(r: RevisionFile, exc: BaseException) -> Finding:
+    command = f"alembic upgrade {r.down_revisions[0] if r.down_revisions else 'base'}:{r.revision} --sql"
+    detail = first_line(exc, None, default="")
+    # DBAs review and apply the offline SQL, so a revision must render in offline mode
+    return Finding(
+        "offline-sql-failed",
+        ERROR,
+        r.revision,
+        f"{r.path.name} cannot be rendered as offline SQL ({type(exc).__name__}: {detail}), "
+        "so a DBA cannot review it and it was not linted",
+        f"run `{command}` to see the error; a revision must not read the database in upgrade() "
+        "(use op.execute with SQL, or the batched data-migration helper, which emits a SQL loop offline)",
+    )
+
+
+def _lint_finding(v: Violation) -> Finding:
+    unit = v.unit
+    where = unit.label if unit.rendered else f"{unit.label}:{v.line}"
+    statement = f": {v.statement}" if v.statement else ""
+    advice = f"{v.help.rstrip('.')}. " if v.help else ""
+    waiver = (
+        f'squawk_ignore = ("{v.rule}",) to the revision module'
+        if unit.rendered
+        else f"`-- squawk-ignore {v.rule}` on the line above the statement"
+    )
+    how_to_fix = f"{advice}If it is safe here (a new or small table), say why in a comment and add {waiver}"
+    if v.rule == SYNTAX_ERROR_RULE:
+        how_to_fix = "fix the SQL; squawk parses PostgreSQL's grammar and the server would reject it too"
+    return Finding(
+        f"lint:{v.rule}", ERROR, unit.revision, f"{where}: {v.message.rstrip('.')}{statement}", how_to_fix
+    )

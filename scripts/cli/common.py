@@ -20,7 +20,12 @@ def interactive() -> bool:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn AlpDbError into one line on stderr and its exit code; ``--debug`` re-raises."""
+    """Turn AlpDbError into one line on stderr and its exit code.
+
+    ``--debug`` prints the traceback first, and the exit code stays the error's: a script
+    that tells "could not run" (2) from "problems found" (1) must not see them change with
+    the verbosity (re-raising would make every error Python's exit 1).
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,7 +36,9 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except AlpDbError as exc:
             if ctx.find_root().params.get("debug"):
-                raise
+                import traceback
+
+                click.echo(traceback.format_exc().rstrip(), err=True)
             click.echo(f"alp-db: error: {exc}", err=True)
             sys.exit(exc.exit_code)
 
@@ -98,7 +105,21 @@ def runtime_options(fn: F) -> F:
                 "--lock-timeout",
                 default=None,
                 metavar="DURATION",
-                help="Longest wait for a table lock per statement (default 5s; ALP_DB_LOCK_TIMEOUT).",
+                help="Lock wait of a statement that is not retried (default 5s; ALP_DB_LOCK_TIMEOUT).",
+            ),
+            click.option(
+                "--lock-retry-timeout",
+                default=None,
+                metavar="DURATION",
+                help="Lock wait of a revision's first attempt, growing to 5x on retries"
+                " (default 100ms; ALP_DB_LOCK_RETRY_TIMEOUT).",
+            ),
+            click.option(
+                "--lock-retry-budget",
+                default=None,
+                metavar="SECONDS",
+                help="How long one revision may keep retrying for its locks; 0: no retries"
+                " (default 60; ALP_DB_LOCK_RETRY_BUDGET).",
             ),
             click.option(
                 "--statement-timeout",

@@ -3,39 +3,32 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from scripts.cli.common import EXIT_PROBLEMS, database_url_option, format_option, handle_errors, render
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+from scripts.partitions.defaults import (
+    DEFAULT_AHEAD,
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    INTERVALS,
+)
 
 table_option = click.option(
-    "--table", default="attempts", show_default=True, help="The partitioned table (RANGE on a time column)."
+    "--table",
+    default=DEFAULT_TABLE,
+    show_default=True,
+    help="The partitioned table (RANGE on a time column).",
 )
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=None,
     help="Longest wait for a lock before retrying (PostgreSQL duration).",
-    show_default="500ms",
+    show_default=DEFAULT_LOCK_TIMEOUT,
 )
-
-
-@contextmanager
-def _connection(database_url: str | None) -> Iterator[Connection]:
-    from scripts.db.engine import connect, make_engine
-    from scripts.db.target import resolve_url
-
-    engine = make_engine(resolve_url(database_url))
-    try:
-        with connect(engine) as conn:
-            yield conn
-    finally:
-        engine.dispose()
+_AHEAD_HELP = ", ".join(f"{n} {interval}(s)" for interval, n in DEFAULT_AHEAD.items())
 
 
 @click.group("partitions")
@@ -45,12 +38,19 @@ def partitions() -> None:
 
 @partitions.command("ensure")
 @table_option
-@click.option("--interval", type=click.Choice(["year", "month"]), default=None, help="Default: as existing.")
+@click.option("--interval", type=click.Choice(INTERVALS), default=None, help="Default: as existing.")
 @click.option(
-    "--ahead", type=int, default=None, help="Periods past the current one (default 1 year, 3 months)."
+    "--ahead", type=int, default=None, help=f"Periods past the current one (default {_AHEAD_HELP})."
 )
 @click.option(
     "--start", default=None, help="First period to cover, YYYY-MM-DD (default: earliest row or today)."
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_ROWS,
+    show_default=True,
+    help="Rows moved out of the default partition per short transaction.",
 )
 @lock_timeout_option
 @database_url_option
@@ -61,17 +61,22 @@ def ensure_cmd(
     interval: str | None,
     ahead: int | None,
     start: str | None,
+    batch_rows: int,
     lock_timeout: str | None,
     database_url: str | None,
     fmt: str,
 ) -> None:
     """Create every missing partition; rows already in the default partition move into them."""
     from scripts import partitions as lib
+    from scripts.db.target import session
 
     def retrying(attempt: int) -> None:
         click.echo(f"alp-db: lock wait timed out; retrying ({attempt})", err=True)
 
-    with _connection(database_url) as conn:
+    def progress(partition: str, moved: int) -> None:
+        click.echo(f"alp-db: {partition}: moved {moved} row(s) out of the default partition", err=True)
+
+    with session(database_url) as conn:
         result = lib.ensure(
             conn,
             table,
@@ -79,7 +84,9 @@ def ensure_cmd(
             ahead=ahead,
             start=start,
             lock_timeout=lock_timeout,
+            batch_rows=batch_rows,
             on_retry=retrying,
+            on_batch=progress,
         )
     if fmt == "json":
         render(result.as_json(), fmt)
@@ -103,8 +110,9 @@ def ensure_cmd(
 def list_cmd(table: str, database_url: str | None, fmt: str) -> None:
     """Partitions with bounds, estimated rows and size; exit 1 if the default partition holds rows."""
     from scripts import partitions as lib
+    from scripts.db.target import session
 
-    with _connection(database_url) as conn:
+    with session(database_url) as conn:
         listing = lib.list_partitions(conn, table)
     if fmt == "json":
         render(listing.as_json(), fmt)
@@ -141,8 +149,9 @@ def detach_cmd(
 ) -> None:
     """Detach (and with --drop, drop) old partitions; never the default one."""
     from scripts import partitions as lib
+    from scripts.db.target import session
 
-    with _connection(database_url) as conn:
+    with session(database_url) as conn:
         plan = lib.plan_detach(conn, table, older_than, drop=drop)
         if not dry_run:
             lib.apply_detach(conn, plan, lock_timeout=lock_timeout)

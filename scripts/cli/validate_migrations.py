@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 @click.option(
     "--offline", is_flag=True, help="Check only the files (names, heads, SQL lint), not a database."
 )
+@click.option(
+    "--plan",
+    "with_plan",
+    is_flag=True,
+    help="Also measure the pending revisions (`alp-db migration plan`) and check that each"
+    " docstring names the write-blocking locks it takes.",
+)
 @handle_errors
-def validate_migrations(database_url: str | None, fmt: str, offline: bool) -> None:
+def validate_migrations(database_url: str | None, fmt: str, offline: bool, with_plan: bool) -> None:
     """Check revision files, their SQL and the migration history; exit 0 clean, 1 problems, 2 could not run.
 
     \b
@@ -32,13 +39,26 @@ def validate_migrations(database_url: str | None, fmt: str, offline: bool) -> No
     from scripts.checks.report import validate_migrations as validate
 
     report = validate(database_url, offline=offline)
+    gaps = _docstring_gaps(database_url) if with_plan else []
     if fmt == "json":
         import json
 
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        data = report.as_dict()
+        if with_plan:
+            data["docstring_gaps"] = [str(gap) for gap in gaps]
+        click.echo(json.dumps(data, indent=2))
     else:
         _print_text(report)
-    sys.exit(report.exit_code)
+        for gap in gaps:
+            click.echo(f"ERROR [docstring-names-measured-locks] {gap}")
+    sys.exit(max(report.exit_code, 1 if gaps else 0))
+
+
+def _docstring_gaps(database_url: str | None) -> list[object]:
+    from scripts.migrations.plan import plan_migrations
+    from scripts.migrations.plan_check import docstring_gaps
+
+    return list(docstring_gaps(plan_migrations(database_url)))
 
 
 def _print_text(report: ValidationReport) -> None:
@@ -49,7 +69,25 @@ def _print_text(report: ValidationReport) -> None:
     checked = ", ".join(report.checked) + (f" on {report.database}" if report.database else "")
     heads = ", ".join(report.heads) or "none"
     summary = f"{report.revisions} revisions, head {heads}; checked {checked}"
+    if report.lint_unchanged:
+        summary += (
+            f"; linted {len(report.linted)}, not re-linted {len(report.lint_unchanged)} applied and "
+            f"unchanged since (checksum): {_ranges(report.lint_unchanged)}"
+        )
     if report.findings:
         click.echo(f"{report.errors} error(s), {report.warnings} warning(s) — {summary}")
     else:
         click.echo(f"no problems found — {summary}")
+
+
+def _ranges(revisions: list[str]) -> str:
+    """0001, 0002, 0003, 0007 -> 0001-0003, 0007 (four-digit ids; others listed as they are)."""
+    numbered = sorted(int(r) for r in revisions if r.isdigit())
+    others = sorted(r for r in revisions if not r.isdigit())
+    spans: list[str] = []
+    for n in numbered:
+        if spans and spans[-1].split("-")[-1] == f"{n - 1:04d}":
+            spans[-1] = f"{spans[-1].split('-')[0]}-{n:04d}"
+        else:
+            spans.append(f"{n:04d}")
+    return ", ".join(spans + others)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from scripts.db.sqlstate import ADMIN_SHUTDOWN, CANNOT_CONNECT_NOW, CRASH_SHUTDOWN, sqlstate
 from scripts.db.urls import redact, scrub
 from scripts.errors import AlpDbError, DatabaseUnreachable, LoginRefused, PermissionDenied
 
@@ -46,6 +47,21 @@ def first_line(exc: BaseException, url: URL | None, *, default: str = "failed") 
     return scrub(lines[0].strip(), url) if lines else default
 
 
+# The session is gone (PostgreSQL Appendix A): class 08 "Connection Exception", and the
+# server's shutdown codes (a restart, pg_terminate_backend, recovery).
+_SESSION_ENDED = frozenset({ADMIN_SHUTDOWN, CRASH_SHUTDOWN, CANNOT_CONNECT_NOW})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a driver error means the session is gone, so the operation can only be resumed
+    on a new connection (SQLAlchemy marks it ``connection_invalidated``, "Dealing with
+    Disconnects"; the SQLSTATE covers errors it does not recognise)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    code = sqlstate(exc) or ""
+    return code.startswith("08") or code in _SESSION_ENDED
+
+
 def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
     """Map a failed connection to one line naming the problem and the fix, password scrubbed."""
     detail = first_line(exc, url, default="")
@@ -74,20 +90,6 @@ def describe_connect_error(exc: DBAPIError, url: URL) -> AlpDbError:
 
 
 @contextmanager
-def session(database_url: str | URL | None = None, **engine_options: Any) -> Iterator[Connection]:
-    """Resolve the database (option > ``DATABASE_URL`` > dev database), connect, and dispose
-    of the engine afterwards: the sequence every command runs."""
-    from scripts.db.target import resolve_url
-
-    engine = make_engine(resolve_url(database_url), **engine_options)
-    try:
-        with connect(engine) as conn:
-            yield conn
-    finally:
-        engine.dispose()
-
-
-@contextmanager
 def connect(engine: Engine) -> Iterator[Connection]:
     """``engine.connect()`` with connection failures turned into AlpDbError."""
     try:
@@ -96,3 +98,13 @@ def connect(engine: Engine) -> Iterator[Connection]:
         raise describe_connect_error(exc, engine.url) from None
     with conn:
         yield conn
+
+
+def session(
+    database_url: str | URL | None = None, **engine_options: Any
+) -> AbstractContextManager[Connection]:
+    """:func:`scripts.db.target.session`, for callers that import it from here (it lives beside
+    resolve_url, which it needs: importing it at the top would make engine -> target a cycle)."""
+    from scripts.db.target import session as target_session
+
+    return target_session(database_url, **engine_options)

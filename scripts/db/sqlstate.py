@@ -19,6 +19,7 @@ SERIALIZATION_FAILURE = errorcodes.SERIALIZATION_FAILURE
 UNDEFINED_TABLE = errorcodes.UNDEFINED_TABLE
 ADMIN_SHUTDOWN = errorcodes.ADMIN_SHUTDOWN
 CANNOT_CONNECT_NOW = errorcodes.CANNOT_CONNECT_NOW
+CRASH_SHUTDOWN = errorcodes.CRASH_SHUTDOWN
 READ_ONLY_SQL_TRANSACTION = errorcodes.READ_ONLY_SQL_TRANSACTION
 
 # Lost a race for a lock or a snapshot: the same transaction may simply be run again.
@@ -36,3 +37,19 @@ def describe(code: str | None) -> str:
     if code is None:
         return "unknown error"
     return errorcodes.lookup(code).lower().replace("_", " ")
+
+
+def privilege_hint(message: str, role: str | None) -> str:
+    """What to do about an INSUFFICIENT_PRIVILEGE error, told apart by its message.
+
+    ALTER, DROP, CREATE INDEX and COMMENT need ownership ("must be owner of table users"),
+    and ownership is not a privilege GRANT can give: only the owner, a member of the owning
+    role, or a superuser may (PostgreSQL docs, "Privileges", 5.8).
+    """
+    if "must be owner of" in message:
+        member = f"GRANT <owning role> TO {role}" if role else "GRANT <owning role> TO <role>"
+        return (
+            "run it as the table's owner or a member of the owning role"
+            f" ({member}); ownership is not a privilege GRANT can give"
+        )
+    return f"grant the privilege to role {role!r}, or run it as the schema owner"

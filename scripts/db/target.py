@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 
+from scripts.db.engine import connect, make_engine
 from scripts.db.urls import DRIVER, parse_url
 
 ENV_DATABASE_URL = "DATABASE_URL"
@@ -33,3 +36,15 @@ def resolve_url(
     from scripts.db import devdb  # imported lazily: only the embedded default needs it
 
     return devdb.local_database_url(notice=notice)
+
+
+@contextmanager
+def session(database_url: str | URL | None = None, **engine_options: Any) -> Iterator[Connection]:
+    """Resolve the database (option > ``DATABASE_URL`` > dev database), connect, and dispose
+    of the engine afterwards: the sequence every command runs."""
+    engine = make_engine(resolve_url(database_url), **engine_options)
+    try:
+        with connect(engine) as conn:
+            yield conn
+    finally:
+        engine.dispose()

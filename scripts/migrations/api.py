@@ -14,6 +14,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
 from scripts.errors import UnknownRevision
+from scripts.migrations import commands
 from scripts.project import project_home
 
 
@@ -30,6 +31,8 @@ def alembic_config(
     """
     ini = project_home() / "alembic.ini"
     config = Config(str(ini), stdout=stdout) if stdout is not None else Config(str(ini))
+    # errors reach alp-db callers as AlpDbError, plain alembic's as CommandError (runtime.run)
+    config.attributes[commands.LIBRARY] = True
     if database_url:
         config.attributes["database_url"] = database_url
     if overrides:
@@ -50,17 +53,12 @@ class MigrateResult:
 def current_revision(database_url: str | URL | None) -> str | None:
     from sqlalchemy import text
 
-    from scripts.db.engine import connect, make_engine
-    from scripts.db.target import resolve_url
+    from scripts.db.target import resolve_url, session
 
-    engine = make_engine(resolve_url(database_url, notice=lambda _: None))
-    try:
-        with connect(engine) as conn:
-            if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
-                return None
-            return conn.scalar(text("SELECT max(version_num) FROM alembic_version"))
-    finally:
-        engine.dispose()
+    with session(resolve_url(database_url, notice=lambda _: None)) as conn:
+        if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
+            return None
+        return conn.scalar(text("SELECT max(version_num) FROM alembic_version"))
 
 
 def migrate(
@@ -107,6 +105,8 @@ def downgrade(
 
 
 def _run(fn: Callable[..., None], config: Config, target: str, **kwargs: object) -> None:
+    # tells the runtime which command runs (scripts.migrations.commands)
+    config.attributes[commands.ATTRIBUTE] = fn.__name__
     try:
         fn(config, target, **kwargs)
     except CommandError as exc:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +24,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
+    func,
     insert,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
@@ -59,18 +65,60 @@ def define_table(metadata: MetaData) -> Table:
 
 HISTORY_TABLE = define_table(MetaData())
 ERROR_MESSAGE_LIMIT = 4000  # enough for PostgreSQL's message, detail and hint
+# A revision's row while it runs: written (autocommit) before its transaction begins, turned
+# into its success row inside that transaction, or into its failure row after. A row still
+# "running" when the next migrator holds the lock belongs to a migrator that was killed.
+RUNNING = "running"
+INTERRUPTED = (
+    "interrupted: the migrator's connection was lost while this revision ran"
+    " (its transaction was rolled back)"
+)
 
 
 def revision_files(module_path: str | Path) -> list[Path]:
-    """A revision's files: its module plus the SQL files beside it that share its stem."""
+    """A revision's files: its module plus the SQL files beside it that share its stem
+    (``<stem>.*sql``, sorted)."""
     path = Path(module_path)
-    return [path, *sorted(path.parent.glob(f"{path.stem}.*sql"))]
+    return [path, *sql_files_by_stem(path.parent).get(path.stem, ())]
+
+
+# The runtime asks for a revision's files for every revision it applies; listing the directory
+# each time is quadratic over a long history (5 ms per revision at 1,000 revisions). A listing is
+# reused while the directory's mtime is unchanged, and only once that mtime is older than this:
+# an entry added within the clock's granularity of the listing could otherwise go unseen (git's
+# "racy clean" rule, Documentation/technical/racy-git.txt).
+_RACY_NS = 2_000_000_000
+_LISTINGS: dict[Path, tuple[int, dict[str, tuple[Path, ...]]]] = {}
+
+
+def sql_files_by_stem(directory: Path) -> dict[str, tuple[Path, ...]]:
+    """The SQL files in ``directory`` grouped by every stem they belong to (``<stem>.*sql``)."""
+    mtime = directory.stat().st_mtime_ns
+    cached = _LISTINGS.get(directory)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    grouped: dict[str, list[Path]] = {}
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith("sql"):
+            continue
+        for at, char in enumerate(name):
+            if char == "." and at > 0:
+                grouped.setdefault(name[:at], []).append(directory / name)
+    listing = {stem: tuple(paths) for stem, paths in grouped.items()}
+    if time.time_ns() - mtime > _RACY_NS:
+        _LISTINGS[directory] = (mtime, listing)
+    return listing
 
 
 def checksum(module_path: str | Path) -> str:
     """SHA-256 over the names and bytes of a revision's files (stable across checkouts)."""
+    return checksum_of(revision_files(module_path))
+
+
+def checksum_of(files: Iterable[Path]) -> str:
+    """:func:`checksum` of files already listed (a revision's module first, then its SQL files)."""
     digest = hashlib.sha256()
-    for file in revision_files(module_path):
+    for file in files:
         digest.update(file.name.encode())
         digest.update(b"\0")
         # normalise line endings so a Windows checkout does not look edited
@@ -93,23 +141,48 @@ class HistoryRow:
     success: bool
     error_message: str | None = None
 
-    def insert(self) -> Insert:
+    def values(self) -> dict[str, object]:
         message = self.error_message
         if message is not None and len(message) > ERROR_MESSAGE_LIMIT:
             message = message[: ERROR_MESSAGE_LIMIT - 1] + "…"
+        return {
+            "revision": self.revision,
+            "migration_name": self.migration_name,
+            "direction": self.direction,
+            "checksum": self.checksum,
+            "duration_ms": self.duration_ms,
+            "success": self.success,
+            "error_message": message,
+        }
+
+    def insert(self) -> Insert:
+        return insert(HISTORY_TABLE).inline().values(**self.values())
+
+    def replace(self, row_id: int) -> Update:
+        """Turn the row ``row_id`` (this revision's "running" row) into this one."""
         return (
-            insert(HISTORY_TABLE)
-            .inline()
-            .values(
-                revision=self.revision,
-                migration_name=self.migration_name,
-                direction=self.direction,
-                checksum=self.checksum,
-                duration_ms=self.duration_ms,
-                success=self.success,
-                error_message=message,
-            )
+            update(HISTORY_TABLE)
+            .where(HISTORY_TABLE.c.id == row_id)
+            .values(**self.values(), applied_at=func.now())
         )
+
+
+def start(conn: Connection, row: HistoryRow) -> int:
+    """Write ``row`` as the revision's "running" row; its id, to :meth:`HistoryRow.replace` later."""
+    running = HistoryRow(**{**row.__dict__, "success": False, "error_message": RUNNING})
+    return int(conn.scalar(insert(HISTORY_TABLE).values(**running.values()).returning(HISTORY_TABLE.c.id)))
+
+
+def record_interrupted(conn: Connection) -> list[str]:
+    """Mark "running" rows left by a migrator that is gone as interrupted; their revisions."""
+    return list(
+        conn.scalars(
+            update(HISTORY_TABLE)
+            .where(~HISTORY_TABLE.c.success, HISTORY_TABLE.c.error_message == RUNNING)
+            .values(error_message=INTERRUPTED)
+            .returning(HISTORY_TABLE.c.revision)
+        )
+    )
 
 
 def table_exists(conn: Connection) -> bool:

@@ -1,92 +1,79 @@
 """The migration runtime that env.py hands off to, so plain ``alembic`` gets every rule.
 
-- one migrator at a time (scripts.migrations.lock), taken only by commands that change the schema;
+- one migrator at a time (scripts.migrations.lock), taken by every command that may change the
+  schema — and by any command it cannot recognise (scripts.migrations.commands);
 - ``lock_timeout`` / ``statement_timeout`` on the migration connection (scripts.migrations.settings);
 - one transaction per revision; work that cannot run in one uses ``op.get_context().autocommit_block()``;
 - a migration_history row per revision, in the revision's own transaction when it succeeds,
   and on the separate lock connection (outside the rolled-back transaction) when it fails.
+
+Only public Alembic API is used: the ``alembic.context`` functions, ``on_version_apply`` and its
+``MigrationInfo``, ``MigrationContext.configure`` and ``ScriptDirectory``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection
 from contextlib import ExitStack
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.util import CommandError
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from scripts.db.engine import connect, make_engine
+from scripts.db import sqlstate
+from scripts.db.engine import connect, first_line, make_engine
 from scripts.db.target import resolve_url
-from scripts.db.urls import scrub
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
-from scripts.migrations import history, revisions
+from scripts.migrations import history, revisions, sessions
 from scripts.migrations import lock as locking
+from scripts.migrations.commands import LIBRARY, Command, recognise
+from scripts.migrations.lock_retries import LockRetries, StepHooks, heads_of
 from scripts.migrations.settings import RuntimeSettings
+from scripts.migrations.steps import Steps
 
-# alembic.command's work functions that change the database and so take the migration lock.
-MUTATING_COMMANDS = frozenset({"upgrade", "downgrade", "do_stamp", "do_ensure_version"})
-# alembic.command's work functions that run revisions and so write migration_history.
-MIGRATING_COMMANDS = frozenset({"upgrade", "downgrade"})
-LOCK_NOT_AVAILABLE = "55P03"
-INSUFFICIENT_PRIVILEGE = "42501"
 ENV_ALLOW_CHANGED = "ALP_DB_ALLOW_CHANGED_REVISIONS"
-QUERY_CANCELED = "57014"
 
 
 def notice(message: str) -> None:
     print(f"alp-db: {message}", file=sys.stderr)
 
 
-class StepTracker:
-    """Follows Alembic's steps: start time of each, the one running, and its history row."""
+def run(context: Any) -> None:
+    """env.py's one call. Under plain ``alembic`` an AlpDbError becomes a CommandError, which
+    Alembic prints as ``FAILED: <message>`` without a traceback (alembic.config.CommandLine);
+    the alp-db library (whose configs carry ``config.attributes["alp_db_library"]``) gets it as is."""
+    try:
+        if context.is_offline_mode():
+            run_offline(context)
+        else:
+            run_online(context)
+    except AlpDbError as exc:
+        if context.config.attributes.get(LIBRARY):
+            raise
+        raise CommandError(str(exc)) from exc
 
-    def __init__(self, work_fn: Callable[..., Iterable[Any]], done: list[str] | None = None) -> None:
-        self.work_fn = work_fn
-        self.current: Any = None
-        self.started = 0.0
-        self.done = done if done is not None else []  # revisions applied or undone, in order
-        self.heads: set[str] = set()
-        # Online, migration_history is created with the first revision (same transaction, no
-        # extra commit); offline scripts create it up front.
-        self.history_ready = True
 
-    def fn(self, heads: Any, ctx: MigrationContext) -> Iterator[Any]:
-        for step in self.work_fn(heads, ctx):
-            self.current = step
-            self.started = time.monotonic()
-            yield step
-
-    def row(self, *, success: bool, error: str | None = None, timed: bool = True) -> history.HistoryRow:
-        step = self.current
-        script = step.revision
-        return history.HistoryRow(
-            revision=script.revision,
-            migration_name=history.migration_name(script.path),
-            direction="upgrade" if step.is_upgrade else "downgrade",
-            checksum=history.checksum(script.path),
-            duration_ms=round((time.monotonic() - self.started) * 1000) if timed else None,
-            success=success,
-            error_message=error,
-        )
-
-    def on_version_apply(
-        self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], *_: Any, **__: Any
-    ) -> None:
-        self.heads = set(heads)
-        if step.is_stamp or self.current is None:
-            return
-        if not self.history_ready:
-            history.HISTORY_TABLE.create(ctx.connection)  # type: ignore[arg-type]
-            self.history_ready = True
-        ctx.execute(self.row(success=True, timed=not ctx.as_sql).insert())
-        self.done.append(self.current.revision.revision)
+def direction_towards(context: EnvironmentContext, heads: Collection[str]) -> str | None:
+    """'upgrade' or 'downgrade': where the destination (``get_revision_argument``) lies from
+    ``heads``, for a command the runtime could not name. None when it cannot be told."""
+    try:
+        destination = context.get_revision_argument()
+    except (KeyError, CommandError):  # a command without a destination
+        return None
+    if isinstance(destination, str) and destination[:1] in ("+", "-"):
+        return "upgrade" if destination.startswith("+") else "downgrade"
+    if destination is None:
+        return "downgrade"  # base
+    if not heads:
+        return "upgrade"
+    wanted = set(destination) if isinstance(destination, tuple) else {destination}
+    below = {rev.revision for head in heads for rev in context.script.iterate_revisions(head, "base") if rev}
+    return "downgrade" if wanted <= below and not wanted <= set(heads) else "upgrade"
 
 
 def _settings(context: EnvironmentContext) -> RuntimeSettings:
@@ -96,20 +83,6 @@ def _settings(context: EnvironmentContext) -> RuntimeSettings:
     )
 
 
-def environment(context: Any) -> EnvironmentContext:
-    """The EnvironmentContext behind env.py's ``alembic.context`` module proxy."""
-    return context._proxy if hasattr(context, "_proxy") else context
-
-
-def _work_fn(context: EnvironmentContext) -> Callable[..., Iterable[Any]]:
-    """The work function of the running alembic command (``upgrade``, ``display_version``...)."""
-    return environment(context).context_opts["fn"]
-
-
-def _work_fn_name(context: EnvironmentContext) -> str:
-    return getattr(_work_fn(context), "__name__", "")
-
-
 def run_offline(context: EnvironmentContext) -> None:
     """Emit the SQL a DBA reviews and applies with ``psql -v ON_ERROR_STOP=1``.
 
@@ -117,21 +90,24 @@ def run_offline(context: EnvironmentContext) -> None:
     """
     settings = _settings(context)
     url = context.config.attributes.get("database_url") or "postgresql+psycopg2://"
-    command = _work_fn_name(context)
-    tracker = StepTracker(_work_fn(context))
+    command = recognise(context.config)
+    steps = Steps(context.script, direction=command.direction, heads=(), done=[])
     context.configure(
         url=url,
         target_metadata=None,
         literal_binds=True,
         transaction_per_migration=True,
         dialect_opts={"paramstyle": "named"},
-        on_version_apply=tracker.on_version_apply if command in MIGRATING_COMMANDS else None,
-        fn=tracker.fn,
+        on_version_apply=steps.on_version_apply if command.runs_revisions else None,
     )
     ctx = context.get_context()
+    if command.runs_revisions:
+        from scripts.migrations.plan_offline import head_blocks_with_plan
+
+        head_blocks_with_plan(context, ctx)  # only with -x plan=1
     ctx.impl.static_output(f"SET lock_timeout = '{settings.lock_timeout}';")
     ctx.impl.static_output(f"SET statement_timeout = '{settings.statement_timeout}';")
-    if command in MIGRATING_COMMANDS:
+    if command.runs_revisions:
         for statement in history.create_statements():
             ctx.impl.static_output(statement + ";")
     context.run_migrations()
@@ -142,31 +118,55 @@ def run_online(context: EnvironmentContext) -> None:
         return revisions.run_plain_revision(context)
     config = context.config
     settings = _settings(context)
-    command = _work_fn_name(context)
-    handed: Connection | None = config.attributes.get("connection")
-    url: URL = handed.engine.url if handed is not None else resolve_url(config.attributes.get("database_url"))
-    engine = (
-        handed.engine if handed is not None else make_engine(url, session_settings=settings.session_settings)
-    )
+    command = recognise(config)
+    handed = config.attributes.get("connection")
+    # a Connection is used as is (Alembic cookbook, "Sharing a Connection"); an Engine
+    # (pytest-alembic hands one) is connected here, and left for its owner to dispose
+    handed_conn = handed if isinstance(handed, Connection) else None
+    if handed_conn is not None:
+        engine: Engine = handed_conn.engine
+    elif isinstance(handed, Engine):
+        engine = handed
+    else:
+        engine = make_engine(
+            resolve_url(config.attributes.get("database_url")), session_settings=settings.session_settings
+        )
+    url = engine.url
     with ExitStack() as stack:
+        if handed is None:
+            stack.callback(engine.dispose)
         lock_conn: Connection | None = None
         history_ready = False  # else created in the first revision's transaction
-        if command in MUTATING_COMMANDS:
-            lock_conn = stack.enter_context(connect(engine.execution_options(isolation_level="AUTOCOMMIT")))
-            stack.enter_context(
-                locking.advisory_lock(
-                    lock_conn,
-                    wait_seconds=settings.migration_lock_wait,
-                    on_wait=lambda pid: notice(
-                        f"waiting for another migration (backend pid {pid}) to finish"
-                    ),
+        try:
+            if command.changes_schema:
+                lock_conn = stack.enter_context(
+                    connect(engine.execution_options(isolation_level="AUTOCOMMIT"))
                 )
-            )
-            if command in MIGRATING_COMMANDS and history.table_exists(lock_conn):
-                history_ready = True
-                refuse_changed_revisions(context, lock_conn)
-        conn = handed if handed is not None else stack.enter_context(connect(engine))
-        _migrate(context, conn, lock_conn, settings, command, url, handed, history_ready)
+                stack.enter_context(
+                    locking.advisory_lock(
+                        lock_conn,
+                        wait_seconds=settings.migration_lock_wait,
+                        on_wait=lambda pid: notice(
+                            f"waiting for another migration (backend pid {pid}) to finish"
+                        ),
+                    )
+                )
+                sessions.wait_for_earlier_migrations(
+                    lock_conn, wait_seconds=settings.migration_lock_wait, notice=notice
+                )
+                if command.runs_revisions and history.table_exists(lock_conn):
+                    history_ready = True
+                    for revision in history.record_interrupted(lock_conn):
+                        notice(f"revision {revision} was interrupted by an earlier run: recorded")
+                    refuse_changed_revisions(context, lock_conn)
+            conn = handed_conn if handed_conn is not None else stack.enter_context(connect(engine))
+            if handed is not None:  # our own engine sends the timeouts at connect time
+                apply_timeouts(conn, settings)
+            if command.runs_revisions:
+                sessions.prepare_migration_session(conn)
+        except DBAPIError as exc:
+            raise describe_failure(exc, url, settings) from None
+        _migrate(context, conn, lock_conn, settings, command, handed_conn is not None, history_ready)
 
 
 def _migrate(
@@ -174,60 +174,78 @@ def _migrate(
     conn: Connection,
     lock_conn: Connection | None,
     settings: RuntimeSettings,
-    command: str,
-    url: URL,
-    handed: Connection | None,
+    command: Command,
+    shared: bool,
     history_ready: bool,
 ) -> None:
     options: dict[str, Any] = {}
-    if command not in MUTATING_COMMANDS:
+    if command.compares_models:
         # comparing models (check, revision --autogenerate) needs them; running revisions does
         # not, and importing the ORM and enum plugin would slow every migration run
         from scripts.migrations.autogen import configure_options
 
         # tests and tools may compare other models: config.attributes["target_metadata"]
         options = configure_options(conn, context.config.attributes.get("target_metadata"))
-        if handed is None:
-            conn.commit()  # so that Alembic starts each revision's transaction itself
-    if handed is not None:  # our own connections got the timeouts at connect time
-        apply_timeouts(conn, settings)
-    # callers (scripts.migrations) read back what this run did, decided under the lock
-    tracker = StepTracker(_work_fn(context), context.config.attributes.setdefault("steps_done", []))
-    tracker.history_ready = history_ready
+    if not shared:
+        conn.commit()  # so that Alembic starts each revision's transaction itself
+    # callers (scripts.migrations.api) read back what this run did, decided under the lock
+    done = context.config.attributes.setdefault("steps_done", [])
+    steps = Steps(
+        context.script,
+        direction=command.direction,
+        heads=(),
+        done=done,
+        conn=None if shared else conn,
+        lock_conn=lock_conn,
+        history_ready=history_ready,
+    )
     context.configure(
         connection=conn,
         transaction_per_migration=True,
-        on_version_apply=tracker.on_version_apply if command in MIGRATING_COMMANDS else None,
-        fn=tracker.fn,
+        on_version_apply=steps.on_version_apply if command.runs_revisions else None,
         **options,
     )
-    try:
+    if not command.runs_revisions:
         context.run_migrations()
-        if not tracker.done:  # else on_version_apply already saw the final heads
-            tracker.heads = set(context.get_context().get_current_heads())
-        context.config.attributes["heads_after"] = tuple(sorted(tracker.heads))
+        context.config.attributes["heads_after"] = tuple(sorted(context.get_context().get_current_heads()))
+        return
+    steps.heads = set(heads_of(conn, context.get_context(), commit=not shared))
+    steps.direction = command.direction or direction_towards(context, steps.heads)
+    # a connection handed in is in its owner's transaction: no commits, so no retries
+    retries = LockRetries(settings, notice) if steps.direction and not shared else None
+    steps.retries = retries
+    StepHooks(
+        context.get_context(),
+        on_start=steps.on_start,
+        on_autocommit=(lambda: retries.on_autocommit(conn)) if retries is not None else (lambda: None),
+    )
+    try:
+        if retries is None:
+            context.run_migrations()
+        else:
+            retries.run(
+                conn,
+                context.run_migrations,
+                can_resume=lambda: not (steps.done and relative_destination(context)),
+            )
+        final = steps.heads if steps.done else set(context.get_context().get_current_heads())
+        context.config.attributes["heads_after"] = tuple(sorted(final))
     except DBAPIError as exc:
-        error = describe_failure(exc, conn, url, settings)
-        if lock_conn is not None and tracker.current is not None and command in MIGRATING_COMMANDS:
-            record_failure(lock_conn, tracker.row(success=False, error=str(error)))
+        error = describe_failure(exc, conn.engine.url, settings, conn, retries)
+        steps.record_failure(str(error))
         raise error from exc
     except AlpDbError as exc:
-        if lock_conn is not None and tracker.current is not None and command in MIGRATING_COMMANDS:
-            record_failure(lock_conn, tracker.row(success=False, error=str(exc)))
+        steps.record_failure(str(exc))
         raise
 
 
-def record_failure(lock_conn: Connection, row: history.HistoryRow) -> None:
-    """The failed revision's row, outside its rolled-back transaction (autocommit).
-
-    If even that is impossible (the role may not create migration_history), the original
-    error is what the user needs; it is raised by the caller either way.
-    """
+def relative_destination(context: EnvironmentContext) -> bool:
+    """``+2`` / ``-1`` / ``0003-1``: re-running after progress would overshoot, so no retry."""
     try:
-        history.ensure_table(lock_conn)
-        lock_conn.execute(row.insert())
-    except DBAPIError:
-        return
+        destination = context.get_revision_argument()
+    except (KeyError, CommandError):
+        return True
+    return isinstance(destination, str) and ("+" in destination or "-" in destination)
 
 
 def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> None:
@@ -239,8 +257,7 @@ def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> N
     x_args = context.get_x_argument(as_dictionary=True)
     if x_args.get("allow_changed_revisions") or os.environ.get(ENV_ALLOW_CHANGED):
         return
-    script = environment(context).script
-    paths = {rev.revision: rev.path for rev in script.walk_revisions()}
+    paths = {rev.revision: rev.path for rev in context.script.walk_revisions()}
     changed = history.changed_revisions(history.latest_upgrades(conn, ensured=True), paths)
     if changed:
         revision, path = changed[0]
@@ -261,28 +278,44 @@ def apply_timeouts(conn: Connection, settings: RuntimeSettings) -> None:
     )
 
 
-def describe_failure(exc: DBAPIError, conn: Connection, url: URL, settings: RuntimeSettings) -> AlpDbError:
+def describe_failure(
+    exc: DBAPIError,
+    url: URL,
+    settings: RuntimeSettings,
+    conn: Connection | None = None,
+    retries: LockRetries | None = None,
+) -> AlpDbError:
     """One line for a failed revision; a lock wait that timed out names the table it waited for."""
     from scripts.migrations.blockers import held_by_others, tables_in_statement
 
-    code = getattr(exc.orig, "pgcode", None)
-    first_line = scrub(str(exc.orig).strip().splitlines()[0], url) if exc.orig else "failed"
-    if code == LOCK_NOT_AVAILABLE:
+    code = sqlstate.sqlstate(exc)
+    line = first_line(exc, url)
+    if code == sqlstate.LOCK_NOT_AVAILABLE:
         tables = tables_in_statement(exc.statement or "")
-        tables = held_by_others(conn, tables) or tables
+        if conn is not None:
+            tables = held_by_others(conn, tables) or tables
         named = ", ".join(tables) if tables else "a table"
+        if retries is not None and retries.attempt > 1:
+            return LockTimeout(
+                f"lock timeout: {retries.attempt} attempts over the"
+                f" {settings.lock_retry_budget:g}s retry budget could not lock {named}"
+                f" (the last waited {retries.last_timeout});"
+                " another session holds it",
+                "find it in pg_stat_activity / pg_locks, then retry, or raise ALP_DB_LOCK_RETRY_BUDGET",
+            )
+        waited = retries.last_timeout if retries is not None else settings.lock_timeout
         return LockTimeout(
-            f"lock timeout: waited {settings.lock_timeout} for a lock on {named}; another session holds it",
+            f"lock timeout: waited {waited} for a lock on {named}; another session holds it",
             "find it in pg_stat_activity / pg_locks, then retry, or raise ALP_DB_LOCK_TIMEOUT",
         )
-    if code == INSUFFICIENT_PRIVILEGE:
+    if code == sqlstate.INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
-            f"migration failed: {first_line}",
-            f"grant the privilege to role {url.username!r}, or run migrations as the schema owner",
+            f"migration failed: {line}",
+            sqlstate.privilege_hint(line, url.username),
         )
-    if code == QUERY_CANCELED:
+    if code == sqlstate.QUERY_CANCELED:
         return MigrationFailed(
             f"statement timeout: a migration statement ran longer than {settings.statement_timeout}",
             "raise ALP_DB_STATEMENT_TIMEOUT for this run if the statement is expected to be long",
         )
-    return MigrationFailed(f"migration failed: {first_line}", "nothing of that revision was kept")
+    return MigrationFailed(f"migration failed: {line}", "nothing of that revision was kept")

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 
-from scripts.db.engine import connect, make_engine
-from scripts.db.target import resolve_url
+from scripts.db.target import session
 from scripts.migrations import history
 from scripts.migrations.api import script_directory
 
@@ -49,20 +48,13 @@ class MigrationStatus:
 
 def migration_status(database_url: str | URL | None = None) -> MigrationStatus:
     script = script_directory()
-    url = resolve_url(database_url)
-    engine = make_engine(url)
-    try:
-        with connect(engine) as conn:
-            has_version = conn.scalar(text("SELECT to_regclass('alembic_version')")) is not None
-            current = (
-                tuple(conn.scalars(text("SELECT version_num FROM alembic_version")).all())
-                if has_version
-                else ()
-            )
-            records = history.latest_upgrades(conn)
-            failures = _latest_failures(conn)
-    finally:
-        engine.dispose()
+    with session(database_url) as conn:
+        has_version = conn.scalar(text("SELECT to_regclass('alembic_version')")) is not None
+        current = (
+            tuple(conn.scalars(text("SELECT version_num FROM alembic_version")).all()) if has_version else ()
+        )
+        records = history.latest_upgrades(conn)
+        failures = _latest_failures(conn)
     applied = {rev.revision for head in current for rev in script.iterate_revisions(head, "base")}
     revisions = []
     for rev in reversed(list(script.walk_revisions())):

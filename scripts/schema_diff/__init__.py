@@ -1,143 +1,18 @@
 """The schema-diff validator: the models and the revision-owned objects against the live database.
 
 ``validate_schema(url)`` returns a :class:`SchemaReport`; ``report.drift`` is true when any
-finding is an error. Modules: catalog (the live schema, a few pg_catalog queries),
-model (what the MetaData says), normalise (the server normalises the model's expressions),
-owned (triggers, functions, views, default partitions the revisions create), compare, report.
+finding is an error. Modules: validate (the orchestration), catalog (the live schema, a few
+pg_catalog queries), model (what the MetaData says), normalise (the server normalises the
+model's expressions), owned (what the revisions create that models cannot express),
+compare, report.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import MetaData, text
-from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import DBAPIError
-
-from scripts.db.engine import connect, make_engine
-from scripts.db.target import resolve_url
-from scripts.db.urls import redact, scrub
-from scripts.errors import AlpDbError, PartitionError, PermissionDenied
-from scripts.partitions import Period, missing_partitions
-from scripts.schema_diff.catalog import CatalogState, current_namespace, read_catalog
-from scripts.schema_diff.compare import compare_enums, compare_owned, compare_tables, partition_coverage
-from scripts.schema_diff.findings import Finding, SchemaReport
-from scripts.schema_diff.model import read_models
-from scripts.schema_diff.normalise import INSUFFICIENT_PRIVILEGE, expected_state, normalise_views, scratch
+from scripts.errors import CannotCheck
+from scripts.findings import Finding
+from scripts.schema_diff.findings import SchemaReport
 from scripts.schema_diff.owned import OwnedObjects
+from scripts.schema_diff.validate import validate_schema
 
-__all__ = ["Finding", "OwnedObjects", "SchemaReport", "validate_schema"]
-
-# The scratch objects take ACCESS SHARE locks on the tables views read; never queue behind
-# a migration's ACCESS EXCLUSIVE for long ("lock_timeout" in Client Connection Defaults).
-VALIDATOR_LOCK_TIMEOUT = "5s"
-
-
-class CannotCheck(AlpDbError):
-    """The schema could not be read, so nothing can be said about drift."""
-
-
-def validate_schema(
-    url: URL | str | None = None,
-    metadata: MetaData | None = None,
-    *,
-    owned: OwnedObjects | None = None,
-    now: dt.datetime | None = None,
-) -> SchemaReport:
-    """Compare ``metadata`` (default: the project's models) and ``owned`` (default: what revisions
-    0001-0004 create) with the database at ``url`` (resolved as every command resolves it)."""
-    project = metadata is None  # the project's own models: also say where the database stands
-    if metadata is None:
-        from models import metadata as project_metadata
-
-        metadata = project_metadata
-    if owned is None:
-        from scripts.schema_diff.owned_objects import MIGRATION_OWNED
-
-        owned = MIGRATION_OWNED
-    moment = now or dt.datetime.now(dt.timezone.utc)
-    resolved = resolve_url(url)
-    models = read_models(metadata)
-    engine = make_engine(resolved)
-    try:
-        with connect(engine) as conn:
-            try:
-                live = read_catalog(conn, current_namespace(conn))
-                with scratch(conn):
-                    conn.execute(
-                        text("SELECT set_config('lock_timeout', :t, true)"), {"t": VALIDATOR_LOCK_TIMEOUT}
-                    )
-                    views = normalise_views(conn, owned.views)
-                    expected = expected_state(conn, models)
-                missing = missing_periods(conn, live, moment)
-                applied = applied_revisions(conn) if project else ()
-            except DBAPIError as exc:
-                raise describe_read_error(exc, resolved) from None
-    finally:
-        engine.dispose()
-    # A detached default partition is reported as such, not as an unknown table too.
-    ignored = models.ignored_tables | frozenset(owned.default_partitions.values())
-    findings = [
-        *compare_tables(expected, live, ignored),
-        *compare_enums(expected.enums, live.enums),
-        *compare_owned(owned, live, views),
-        *partition_coverage(missing, moment),
-        *revision_position(applied, project),
-    ]
-    findings.sort(key=lambda f: (f.severity != "error", f.kind, f.object))
-    return SchemaReport(database=redact(resolved), findings=findings, tables_checked=len(expected.tables))
-
-
-def applied_revisions(conn: Connection) -> tuple[str, ...] | None:
-    """alembic_version's revisions, or None when the database was never migrated."""
-    if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
-        return None
-    return tuple(conn.scalars(text("SELECT version_num FROM alembic_version ORDER BY 1")).all())
-
-
-def revision_position(applied: tuple[str, ...] | None, project: bool) -> list[Finding]:
-    """A warning when the database is not at the head the models describe: the differences
-    above are then most likely pending revisions, not drift made by hand."""
-    if not project:
-        return []
-    from scripts.migrations.api import script_directory
-
-    heads = tuple(sorted(script_directory().get_heads()))
-    if applied == heads:
-        return []
-    return [
-        Finding(
-            "revision",
-            "alembic_version",
-            "warning",
-            f"at head {', '.join(heads)}",
-            "never migrated (no alembic_version)"
-            if applied is None
-            else f"at {', '.join(applied) or 'base'}",
-            "run `alp-db migrate` first; what remains after that is drift",
-        )
-    ]
-
-
-def missing_periods(conn: Connection, live: CatalogState, now: dt.datetime) -> dict[str, list[Period]]:
-    """Per RANGE-partitioned table, the current/next periods no partition covers."""
-    missing = {}
-    for table in live.tables.values():
-        if not (table.partition_key or "").upper().startswith("RANGE"):
-            continue
-        try:
-            missing[table.name] = missing_partitions(conn, table.name, at=now.date())
-        except PartitionError:
-            continue  # not partitioned by time, or no periods to infer: nothing to say
-    return missing
-
-
-def describe_read_error(exc: DBAPIError, url: URL) -> AlpDbError:
-    first = scrub(str(exc.orig).strip().splitlines()[0], url) if exc.orig else "failed"
-    if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
-        return PermissionDenied(
-            f"cannot check the schema: role {url.username!r} may not read it ({first})",
-            "run validate-schema as the schema owner or a role with USAGE on the schema and TEMPORARY"
-            " on the database",
-        )
-    return CannotCheck(f"cannot check the schema of {redact(url)}: {first}", "see the server log for details")
+__all__ = ["CannotCheck", "Finding", "OwnedObjects", "SchemaReport", "validate_schema"]

@@ -1,15 +1,20 @@
-"""Compare the expected schema (models + revision-owned objects) with the live one."""
+"""Compare the expected tables (the models, normalised by the server) with the live ones.
+
+Where one statement puts a difference right, HOW TO FIX gives it (identifiers quoted by the
+PostgreSQL dialect's preparer); otherwise it says which side to change.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
-from scripts.partitions import Period
-from scripts.schema_diff.catalog import CatalogState, ColumnState, TableState
-from scripts.schema_diff.findings import Finding, Severity
-from scripts.schema_diff.owned import OwnedObjects
+from sqlalchemy.dialects import postgresql
+
+from scripts.db.sqltext import quote_literal
+from scripts.findings import Finding, Severity
+from scripts.schema_diff.states import CatalogState, ColumnState, TableState
 
 ABSENT = "(absent)"
 FIX_MODEL_DRIFT = (
@@ -23,37 +28,53 @@ FIX_NOT_RECORDED = (
     FIX_UNEXPECTED + "; if a revision creates it, record it: alp-db record-owned"
     " > scripts/schema_diff/owned_objects.py"
 )
-FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing yearly partitions)"
 # A period partition's name after its parent's: attempts_2024 (yearly), attempts_2024_03 (monthly).
 # Detached and kept (an archive), it is worth a warning, not a failed build.
 PERIOD_PARTITION = re.compile(r"\d{4}(_\d{2})?")
-# Bounds of a RANGE partition as pg_get_expr prints them: FOR VALUES FROM ('...') TO ('...').
+PREPARER = postgresql.dialect().identifier_preparer
+
+
+def q(name: str) -> str:
+    return str(PREPARER.quote(name))
 
 
 def finding(
-    kind: str, obj: str, expected: str, actual: str, fix: str, severity: Severity = "error"
+    kind: str, obj: str, expected: str, actual: str, fix: str, severity: Severity = Severity.ERROR
 ) -> Finding:
     return Finding(kind, obj, severity, expected, actual, fix)
 
 
+def with_sql(sql: str) -> str:
+    """HOW TO FIX when one statement puts the database back as the models say."""
+    return f"{sql};\n(or, if the database is right, change models/ and write a revision to match)"
+
+
 def describe_column(column: ColumnState) -> str:
-    parts = [column.type, "NULL" if column.nullable else "NOT NULL"]
+    parts = [column.type]
+    if column.collation:
+        parts.append(f'COLLATE "{column.collation}"')
+    parts.append("NULL" if column.nullable else "NOT NULL")
     if column.default is not None:
         parts.append(f"DEFAULT {column.default}")
     if column.identity:
         parts.append(f"GENERATED {column.identity.upper()} AS IDENTITY")
+    if column.generated:
+        parts.append(f"GENERATED ALWAYS AS ({column.generated}) STORED")
     return " ".join(parts)
 
 
 def compare_tables(
-    expected: CatalogState, actual: CatalogState, ignored: frozenset[str]
+    expected: CatalogState,
+    actual: CatalogState,
+    ignored: frozenset[str],
+    same_default: Callable[[str, str, str], bool] | None = None,
 ) -> Iterator[Finding]:
     for name, table in expected.tables.items():
         live = actual.tables.get(name)
         if live is None:
             yield finding("table", name, f"table {name} (in the models)", ABSENT, FIX_MODEL_DRIFT)
             continue
-        yield from compare_table(table, live)
+        yield from compare_table(table, live, same_default)
     partitioned = [n for n, t in expected.tables.items() if t.partition_key]
     for name in sorted(set(actual.tables) - set(expected.tables) - ignored):
         parent = next((p for p in partitioned if is_period_partition(name, p)), None)
@@ -64,7 +85,7 @@ def compare_tables(
                 f"{name} attached to {parent}, or gone",
                 f"table {name}, detached from {parent}",
                 f"drop it once it is archived, or attach it back (ALTER TABLE {parent} ATTACH PARTITION ...)",
-                "warning",
+                Severity.WARNING,
             )
             continue
         yield finding("table", name, "(not in the models)", f"table {name}", FIX_UNEXPECTED)
@@ -75,7 +96,30 @@ def is_period_partition(name: str, parent: str) -> bool:
     return name.startswith(prefix) and PERIOD_PARTITION.fullmatch(name[len(prefix) :]) is not None
 
 
-def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
+def column_fix(t: str, name: str, want: ColumnState, aspect: str) -> str:
+    """The one statement that gives the column the aspect the models say (ALTER TABLE)."""
+    alter = f"ALTER TABLE {q(t)} ALTER COLUMN {q(name)}"
+    collate = f' COLLATE "{want.collation}"' if want.collation else ""
+    if aspect == "type":
+        return with_sql(f"{alter} TYPE {want.type}{collate}")
+    if aspect == "collation":
+        return with_sql(f"{alter} TYPE {want.type}{collate or ' COLLATE ' + q('default')}")
+    if aspect == "nullability":
+        return with_sql(f"{alter} {'DROP' if want.nullable else 'SET'} NOT NULL")
+    if aspect == "server default":
+        return with_sql(f"{alter} SET DEFAULT {want.default}" if want.default else f"{alter} DROP DEFAULT")
+    if aspect == "comment":
+        value = quote_literal(want.comment) if want.comment else "NULL"
+        return with_sql(f"COMMENT ON COLUMN {q(t)}.{q(name)} IS {value}")
+    if aspect == "generation" and not want.generated:
+        # PostgreSQL 13+: a generated column becomes a plain one in place ("ALTER TABLE").
+        return with_sql(f"{alter} DROP EXPRESSION")
+    return FIX_MODEL_DRIFT
+
+
+def compare_table(
+    exp: TableState, live: TableState, same_default: Callable[[str, str, str], bool] | None = None
+) -> Iterator[Finding]:
     t = exp.name
     for name, column in exp.columns.items():
         have = live.columns.get(name)
@@ -85,6 +129,7 @@ def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
             continue
         for aspect, want, got in (
             ("type", column.type, have.type),
+            ("collation", column.collation or "(default)", have.collation or "(default)"),
             (
                 "nullability",
                 "NULL" if column.nullable else "NOT NULL",
@@ -92,9 +137,20 @@ def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
             ),
             ("server default", column.default or "(none)", have.default or "(none)"),
             ("identity", column.identity or "(none)", have.identity or "(none)"),
+            ("generation", column.generated or "(not generated)", have.generated or "(not generated)"),
+            ("comment", column.comment or "(none)", have.comment or "(none)"),
         ):
-            if want != got:
-                yield finding(f"column {aspect}", obj, want, got, FIX_MODEL_DRIFT)
+            if want == got:
+                continue
+            if (
+                aspect == "server default"
+                and column.default
+                and have.default
+                and same_default is not None
+                and same_default(column.type, column.default, have.default)
+            ):
+                continue  # the same value spelled otherwise (0 and 0.0 on a double column)
+            yield finding(f"column {aspect}", obj, want, got, column_fix(t, name, column, aspect))
     for name in live.columns.keys() - exp.columns.keys():
         yield finding(
             "column",
@@ -107,17 +163,37 @@ def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
         yield finding(
             "primary key", t, describe_key(exp.primary_key), describe_key(live.primary_key), FIX_MODEL_DRIFT
         )
+    yield from compare_constraints(exp, live)
+    yield from compare_table_options(exp, live)
+
+
+def compare_constraints(exp: TableState, live: TableState) -> Iterator[Finding]:
+    t = exp.name
+    fk_fixes = {}
+    for name, fk in exp.foreign_keys.items():
+        have = live.foreign_keys.get(name)
+        if have is None or have.describe() == fk.describe():
+            continue
+        if (
+            replace(have, deferrable=fk.deferrable, validated=fk.validated) == fk
+        ):  # only DEFERRABLE / NOT VALID differ: one statement each
+            if not have.validated and fk.validated and have.deferrable == fk.deferrable:
+                fk_fixes[name] = with_sql(f"ALTER TABLE {q(t)} VALIDATE CONSTRAINT {q(name)}")
+            elif have.validated == fk.validated:
+                mode = fk.deferrable or "NOT DEFERRABLE"
+                fk_fixes[name] = with_sql(f"ALTER TABLE {q(t)} ALTER CONSTRAINT {q(name)} {mode}")
     yield from compare_named(
         "foreign key",
         t,
         {k: v.describe() for k, v in exp.foreign_keys.items()},
         {k: v.describe() for k, v in live.foreign_keys.items()},
+        fk_fixes,
     )
     yield from compare_named(
         "unique constraint",
         t,
-        {k: f"UNIQUE ({', '.join(v)})" for k, v in exp.uniques.items()},
-        {k: f"UNIQUE ({', '.join(v)})" for k, v in live.uniques.items()},
+        {k: v.describe() for k, v in exp.uniques.items()},
+        {k: v.describe() for k, v in live.uniques.items()},
     )
     yield from compare_named("check constraint", t, exp.checks, live.checks)
     yield from compare_named(
@@ -126,6 +202,10 @@ def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
         {k: v.describe() for k, v in exp.indexes.items()},
         {k: v.describe() for k, v in live.indexes.items()},
     )
+
+
+def compare_table_options(exp: TableState, live: TableState) -> Iterator[Finding]:
+    t = exp.name
     if exp.partition_key != live.partition_key:
         yield finding(
             "partitioning",
@@ -134,6 +214,40 @@ def compare_table(exp: TableState, live: TableState) -> Iterator[Finding]:
             f"PARTITION BY {live.partition_key}" if live.partition_key else "not partitioned",
             FIX_MODEL_DRIFT,
         )
+    if exp.persistence != live.persistence:
+        # An unlogged table's rows are lost after a crash and never reach a standby
+        # ("CREATE TABLE": UNLOGGED).
+        yield finding(
+            "table persistence",
+            t,
+            exp.persistence or "LOGGED",
+            live.persistence or "LOGGED",
+            with_sql(f"ALTER TABLE {q(t)} SET {exp.persistence or 'LOGGED'}"),
+        )
+    if exp.options != live.options:
+        reset = sorted({o.split("=", 1)[0] for o in live.options} - {o.split("=", 1)[0] for o in exp.options})
+        statements = []
+        if exp.options:
+            statements.append(f"ALTER TABLE {q(t)} SET ({', '.join(exp.options)})")
+        if reset:
+            statements.append(f"ALTER TABLE {q(t)} RESET ({', '.join(reset)})")
+        yield finding(
+            "storage parameters",
+            t,
+            ", ".join(exp.options) or "(defaults)",
+            ", ".join(live.options) or "(defaults)",
+            with_sql(";\n".join(statements)),
+        )
+    if (exp.comment or None) != (live.comment or None):
+        yield finding(
+            "table comment",
+            t,
+            exp.comment or "(none)",
+            live.comment or "(none)",
+            with_sql(
+                f"COMMENT ON TABLE {q(t)} IS " + (quote_literal(exp.comment) if exp.comment else "NULL")
+            ),
+        )
 
 
 def describe_key(key: tuple[str, tuple[str, ...]] | None) -> str:
@@ -141,7 +255,11 @@ def describe_key(key: tuple[str, tuple[str, ...]] | None) -> str:
 
 
 def compare_named(
-    kind: str, table: str, expected: dict[str, str], actual: dict[str, str]
+    kind: str,
+    table: str,
+    expected: dict[str, str],
+    actual: dict[str, str],
+    fixes: dict[str, str] | None = None,
 ) -> Iterator[Finding]:
     """Objects matched by name; one with another name but the same meaning is reported as renamed."""
     missing = {n: d for n, d in expected.items() if n not in actual}
@@ -163,7 +281,8 @@ def compare_named(
         yield finding(kind, f"{table}.{name}", "(not in the models)", definition, FIX_UNEXPECTED)
     for name in expected.keys() & actual.keys():
         if expected[name] != actual[name]:
-            yield finding(kind, f"{table}.{name}", expected[name], actual[name], FIX_MODEL_DRIFT)
+            fix = (fixes or {}).get(name, FIX_MODEL_DRIFT)
+            yield finding(kind, f"{table}.{name}", expected[name], actual[name], fix)
 
 
 def compare_enums(
@@ -187,97 +306,3 @@ def compare_enums(
             )
     for name in sorted(actual.keys() - expected.keys()):
         yield finding("enum type", name, "(not in the models)", ", ".join(actual[name]), FIX_UNEXPECTED)
-
-
-def compare_owned(owned: OwnedObjects, actual: CatalogState, views: dict[str, str]) -> Iterator[Finding]:
-    """Triggers, functions, views and default partitions against what the revisions create."""
-    restore = "re-create it as {source} does, in a new revision"
-    for key, fn in owned.functions.items():
-        have = actual.functions.get(key)
-        fix = restore.format(source=owned.source(fn.name))
-        if have is None:
-            yield finding("function", key, f"{fn.language} function returning {fn.result}", ABSENT, fix)
-        elif (have.result, have.language, have.body) != (fn.result, fn.language, fn.body):
-            yield finding("function", key, fn.body.strip(), have.body.strip(), fix)
-    for key in sorted(actual.functions.keys() - owned.functions.keys()):
-        yield finding(
-            "function",
-            key,
-            "(not created by any revision)",
-            actual.functions[key].language + " function",
-            FIX_NOT_RECORDED,
-        )
-    for key, trig in owned.triggers.items():
-        live_trigger = actual.triggers.get(key)
-        fix = restore.format(source=owned.source(trig.name))
-        if live_trigger is None:
-            yield finding("trigger", key, trig.definition, ABSENT, fix)
-        elif live_trigger.definition != trig.definition:
-            yield finding("trigger", key, trig.definition, live_trigger.definition, fix)
-        elif not live_trigger.enabled:
-            yield finding(
-                "trigger", key, "enabled", "disabled", f"ALTER TABLE {trig.table} ENABLE TRIGGER {trig.name}"
-            )
-    for key in sorted(actual.triggers.keys() - owned.triggers.keys()):
-        yield finding(
-            "trigger",
-            key,
-            "(not created by any revision)",
-            actual.triggers[key].definition,
-            FIX_NOT_RECORDED,
-        )
-    for name, definition in views.items():
-        live_view = actual.views.get(name)
-        fix = restore.format(source=owned.source(name))
-        if live_view is None:
-            yield finding("view", name, definition.strip(), ABSENT, fix)
-        elif live_view.strip() != definition.strip():
-            yield finding("view", name, definition.strip(), live_view.strip(), fix)
-    for name in sorted(actual.views.keys() - views.keys()):
-        yield finding(
-            "view",
-            name,
-            "(not created by any revision)",
-            actual.views[name].strip(),
-            FIX_NOT_RECORDED,
-        )
-    for parent, partition in owned.default_partitions.items():
-        table = actual.tables.get(parent)
-        if table is None:
-            continue  # the missing table is reported already
-        defaults = [n for n, bound in table.partitions.items() if bound == "DEFAULT"]
-        if partition not in defaults:
-            detached = partition in actual.tables
-            yield finding(
-                "default partition",
-                f"{parent}.{partition}",
-                f"{partition} attached as the DEFAULT partition of {parent}",
-                f"{partition} exists but is detached" if detached else (", ".join(defaults) or ABSENT),
-                f"ALTER TABLE {parent} ATTACH PARTITION {partition} DEFAULT"
-                if detached
-                else restore.format(source=owned.source(partition)),
-            )
-
-
-def partition_coverage(missing: dict[str, list[Period]], now: dt.datetime) -> Iterator[Finding]:
-    """A warning when no partition holds the current period or the one after it.
-
-    The default partition would take those rows, but moving them out later needs a scan
-    under lock ("Partition Maintenance"), so a missing period is worth acting on early.
-    ``missing`` comes from scripts.partitions.missing_partitions, the partition manager's
-    own reading of coverage; a missing current period is reported alone.
-    """
-    for table, periods in sorted(missing.items()):
-        for period in periods:
-            assert period.start is not None and period.end is not None
-            current = period.start <= now < period.end
-            yield finding(
-                "partition",
-                f"{table} ({'current' if current else 'next'} period)",
-                f"a partition of {table} from {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d}",
-                ABSENT,
-                FIX_PARTITIONS,
-                "warning",
-            )
-            if current:
-                break

@@ -1,32 +1,14 @@
-"""What the validator reports: one Finding per difference, gathered in a SchemaReport."""
+"""The validate-schema report: the shared Finding (scripts/findings.py), gathered in a SchemaReport."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
-Severity = Literal["error", "warning"]
+from scripts.findings import Finding, Severity, errors, exit_code, warnings
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One difference between the models (or the revisions) and the live database.
-
-    ``kind`` is the object type (``table``, ``column``, ``index``, ``check``...), ``object``
-    its name qualified by its table (``items.ix_items_active_difficulty``). An ``error`` is
-    drift; a ``warning`` needs attention but does not fail CI.
-    """
-
-    kind: str
-    object: str
-    severity: Severity
-    expected: str
-    actual: str
-    how_to_fix: str
-
-    def as_json(self) -> dict[str, str]:
-        return asdict(self)
+__all__ = ["Finding", "SchemaReport", "Severity"]
 
 
 @dataclass
@@ -36,24 +18,28 @@ class SchemaReport:
     database: str
     findings: list[Finding] = field(default_factory=list)
     tables_checked: int = 0
+    schema: str = "public"
+    ignored: tuple[str, ...] = ()  # aspects left out on request (--ignore privileges,owner)
 
     @property
     def drift(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
+        return exit_code(self.findings) == 1
 
     @property
     def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
+        return errors(self.findings)
 
     @property
     def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warning"]
+        return warnings(self.findings)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "database": self.database,
+            "schema": self.schema,
             "drift": self.drift,
             "tables_checked": self.tables_checked,
+            "ignored": list(self.ignored),
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "findings": [f.as_json() for f in self.findings],

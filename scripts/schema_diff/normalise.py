@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, DefaultClause, Index, MetaData, Table, text
+from sqlalchemy import Column, Computed, DefaultClause, Index, MetaData, Table, text
 from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.engine import Connection
@@ -30,25 +30,17 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from scripts.errors import AlpDbError
+from scripts.db.engine import first_line
+from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, sqlstate
+from scripts.db.sqltext import literal_text
+from scripts.errors import CannotNormalise
 from scripts.schema_diff import model as m
-from scripts.schema_diff.catalog import (
-    CatalogState,
-    ColumnState,
-    IndexState,
-    TableState,
-    read_catalog,
-    temp_namespace,
-)
+from scripts.schema_diff.catalog import read_catalog, temp_namespace
+from scripts.schema_diff.states import CatalogState, ColumnState, IndexState, TableState
 
 TEMP_SCHEMA = "pg_temp"
-INSUFFICIENT_PRIVILEGE = "42501"
 HOST_PREFIX = "alp_validate_host_"
 TYPES_TABLE = "alp_validate_types"
-
-
-class CannotNormalise(AlpDbError):
-    """The server refused to build one of the model's expressions."""
 
 
 @dataclass
@@ -57,6 +49,7 @@ class Host:
 
     table: Table
     types: dict[str, str] = field(default_factory=dict)  # column name -> type SQL
+    checks: list[tuple[str, str]] = field(default_factory=list)  # (name, CHECK expression SQL)
 
 
 @contextmanager
@@ -115,10 +108,20 @@ class Normaliser:
                 host = self._new_host(None)
         else:
             host = self._new_host(m.partition_by(table))
+        added = []
         for column in table.columns:
             if column.name not in host.types:
                 host.types[column.name] = types[column.name]
-                host.table.append_column(Column(column.name, own_type(column)))
+                added.append(column)
+                if column.computed is None:
+                    host.table.append_column(Column(column.name, own_type(column)))
+        # Generated columns last: their expression names the host's other columns.
+        for column in added:
+            if column.computed is not None:
+                expression = adapt(column.computed.sqltext, table, host.table)
+                host.table.append_column(
+                    Column(column.name, own_type(column), Computed(expression, persisted=True))
+                )
         self.host_of[table.name] = host
         return host
 
@@ -138,6 +141,13 @@ class Normaliser:
         self._dedupe[key] = name
         return name, True
 
+    def _column_key(self, column: Column[Any]) -> str:
+        """Type SQL, plus the generation expression: host columns are shared only when both agree."""
+        key = m.type_sql(column, self.dialect)
+        if column.computed is not None:
+            key += f" GENERATED ALWAYS AS ({self._sql(column.computed.sqltext)})"
+        return key
+
     def _default_sql(self, arg: Any) -> str:
         # str() of a clause would build a default dialect per call: a tenth of a second per 1,000
         return arg if isinstance(arg, str) else self._sql(arg)
@@ -145,22 +155,25 @@ class Normaliser:
     def _sql(self, expr: ClauseElement) -> str:
         if isinstance(expr, TextClause):
             return expr.text
-        return str(expr.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+        # As the DDL compiler renders a CHECK: values inline, columns without their table.
+        return str(
+            expr.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True, "include_table": False})
+        )
 
     def plan(self) -> None:
         types = Table(TYPES_TABLE, self.meta, prefixes=["TEMPORARY"])
         seen: dict[tuple[str, str | None], str] = {}
         for table in self.schema.tables.values():
-            column_types = {c.name: m.type_sql(c, self.dialect) for c in table.columns}
+            column_types = {c.name: self._column_key(c) for c in table.columns}
             host = self.host_for(table, column_types)
             for check in m.checks(table):
                 sqltext = adapt(check.sqltext, table, host.table)
                 sql = self._sql(sqltext)
                 name, new = self._unique(host, sql, "k")
                 if new:
-                    # Plain SQL goes in as a string: coercing a TextClause clones it, which is slow.
-                    body = sqltext.text if isinstance(sqltext, TextClause) else sqltext
-                    host.table.append_constraint(CheckConstraint(body, name=name))
+                    # Added by one ALTER TABLE per host after it is built: a CheckConstraint object
+                    # per CHECK would clone each expression on construction (most of plan()'s time).
+                    host.checks.append((name, sql))
                 self.check_names[(table.name, str(check.name))] = name
             for index in table.indexes:
                 plain = m.plain_index_state(index)
@@ -170,7 +183,7 @@ class Normaliser:
             for column in table.columns:
                 default = column.server_default
                 arg = default.arg if isinstance(default, DefaultClause) else None
-                key = (column_types[column.name], None if arg is None else self._default_sql(arg))
+                key = (m.type_sql(column, self.dialect), None if arg is None else self._default_sql(arg))
                 if key not in seen:
                     seen[key] = f"c{len(seen)}"
                     server_default = DefaultClause(arg) if arg is not None else None
@@ -203,8 +216,17 @@ class Normaliser:
             self._execute(
                 CreateEnumType(ENUM(*values, name=enum_name, schema=TEMP_SCHEMA)), f"enum {enum_name}"
             )
+        checks = {host.table.name: host.checks for host in self.hosts}
+        prep = self.dialect.identifier_preparer
         for table in self.meta.sorted_tables:
             self._execute(CreateTable(table), "the model's tables")
+            if checks.get(table.name):
+                clauses = ", ".join(
+                    f"ADD CONSTRAINT {prep.quote(n)} CHECK ({sql})" for n, sql in checks[table.name]
+                )
+                # The expressions are the models' own SQL (never user input), compiled above.
+                statement = f"ALTER TABLE {prep.format_table(table)} {clauses}"
+                self._execute(literal_text(statement), "the model's CHECK constraints")
             for index in table.indexes:
                 self._execute(CreateIndex(index), "the model's indexes")
         return read_catalog(self.conn, temp_namespace(self.conn), with_owned=False)
@@ -214,9 +236,9 @@ class Normaliser:
             with self.conn.begin_nested():
                 self.conn.execute(ddl)  # type: ignore[call-overload]
         except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
                 raise  # no TEMPORARY right: the caller says the schema could not be checked
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            first = first_line(exc, self.conn.engine.url)
             raise CannotNormalise(
                 f"the server rejected {what} as the models declare them: {first}",
                 "fix the model (an expression PostgreSQL cannot parse cannot match the database)",
@@ -240,6 +262,9 @@ class Normaliser:
                     if identity is not None
                     else normal.default or m.serial_default(table, column),
                     identity="" if identity is None else ("always" if identity.always else "by default"),
+                    generated=None if column.computed is None else host.columns[column.name].generated,
+                    collation=normal.collation,
+                    comment=column.comment,
                 )
             state.primary_key = m.primary_key(table)
             state.foreign_keys = m.foreign_keys(table)
@@ -256,6 +281,9 @@ class Normaliser:
                     else host.indexes[self.index_names[(table.name, str(index.name))]]
                 )
             state.partition_key = host.partition_key
+            state.persistence = m.persistence(table)
+            state.options = m.storage_options(m.pg_options(table).get("with"))
+            state.comment = table.comment
             expected.tables[table.name] = state
         return expected
 
@@ -290,9 +318,9 @@ def normalise_views(conn: Connection, definitions: dict[str, str]) -> dict[str, 
                 # The definition comes from the checked-in constant, never from user input.
                 conn.exec_driver_sql(f"CREATE TEMPORARY VIEW {prep.quote(temp)} AS {definition}")
         except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
                 raise
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            first = first_line(exc, conn.engine.url)
             failed[name] = f"(cannot be rebuilt on this database: {first})"
             continue
         temp_names[temp] = name

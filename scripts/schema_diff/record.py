@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
-from scripts.db.engine import connect, make_engine
-from scripts.db.target import resolve_url
+from scripts.db.schema import target_schema
+from scripts.db.target import session
 from scripts.migrations.api import versions_dir
+from scripts.schema_diff.catalog import open_schema
 from scripts.schema_diff.owned import capture, render_module
 
 
-def record_owned(database_url: str | URL | None = None) -> str:
-    """The source of owned_objects.py for a database at head."""
-    engine = make_engine(resolve_url(database_url))
-    try:
-        with connect(engine) as conn:
-            return render_module(capture(conn, versions_dir()))
-    finally:
-        engine.dispose()
+def record_owned(database_url: str | URL | None = None, schema: str | None = None) -> str:
+    """The source of owned_objects.py for a database at head (its target schema)."""
+    with session(database_url) as conn:
+        return render_module(capture(conn, versions_dir(), open_schema(conn, target_schema(schema))))

@@ -34,6 +34,9 @@ FIXED_KINDS: dict[str, np.dtype[Any]] = {
 }
 TEXT_KIND = "text"
 
+# One table's COPY: table, columns, rows, the binary stream (payload()).
+Encoded = tuple[str, list[str], int, bytes]
+
 
 @dataclass
 class Column:
