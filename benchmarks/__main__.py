@@ -33,7 +33,11 @@ SERVER_SETTINGS = {"max_connections": "120", "shared_buffers": "256MB", "max_wal
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller data sets (under two minutes)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller data only where the verdict does not depend on the size (see each module)",
+    )
     parser.add_argument("--only", action="append", help="run only these modules (e.g. bench_migrate)")
     args = parser.parse_args()
 
@@ -54,7 +58,7 @@ def main() -> None:
     finally:
         cluster.destroy()
         shutil.rmtree(home, ignore_errors=True)
-    write(results, server_version, args.quick)
+    write(results, server_version, args.quick, partial=bool(args.only))
     print_table(results)
 
 
@@ -83,7 +87,8 @@ def print_table(results: list[BenchResult]) -> None:
     Console(width=200).print(table)
 
 
-def write(results: list[BenchResult], server_version: str, quick: bool) -> None:
+def write(results: list[BenchResult], server_version: str, quick: bool, *, partial: bool = False) -> None:
+    """Write latest.json; with --only, replace only the rows measured (by name), keep the rest."""
     import alembic
     import sqlalchemy
 
@@ -104,6 +109,16 @@ def write(results: list[BenchResult], server_version: str, quick: bool) -> None:
         },
         "benchmarks": [r.as_json() for r in results],
     }
+    if partial and RESULTS.exists():
+        # the other rows keep their run's date and settings; the new ones are listed as partial
+        previous = json.loads(RESULTS.read_text())
+        fresh = {r.name for r in results}
+        kept = [b for b in previous["benchmarks"] if b["name"] not in fresh]
+        data = {
+            **previous,
+            "benchmarks": kept + data["benchmarks"],
+            "partial": sorted(fresh | set(previous.get("partial", []))),
+        }
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -244,7 +244,7 @@ def _drop_item_checks(engine: Engine) -> None:
             )
         ).all()
         for table, trigger in triggers:
-            conn.execute(
+            conn.exec_driver_sql(
                 sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}")
                 .format(sql.Identifier(table), sql.Identifier(trigger))
                 .as_string(conn.connection.dbapi_connection)

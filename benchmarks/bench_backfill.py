@@ -31,14 +31,16 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from benchmarks.harness import BenchContext, BenchResult, Stats, interleave
+from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, paired
 from benchmarks.standby import StandbyPair, standby_pair
 from scripts import backfill
 from scripts.backfill.health import HealthLimits
 from scripts.db.engine import make_engine
 
 ROWS = 1_000_000
-QUICK_ROWS = 200_000
+# --quick keeps the full size: per-batch overheads weigh more on fewer rows, and at 200,000
+# rows the throughput verdict differed from the full run's.
+QUICK_ROWS = ROWS
 TABLE = "bench_backfill"
 PRISTINE = "bench_backfill_pristine"
 SET = "difficulty = difficulty * 1.1"
@@ -262,8 +264,9 @@ def _single_server_results(ctx: BenchContext) -> list[BenchResult]:
             baseline_name="single UPDATE (one transaction)",
             ratio=round(ratio, 3),
             target=f">= {TARGET_RATIO}x single UPDATE",
-            holds=ratio >= TARGET_RATIO,
+            holds=paired(ours_vs_single, single).low >= TARGET_RATIO,
             extra={
+                "paired_ratio": paired(ours_vs_single, single).as_json(),
                 "batch_size": backfill.DEFAULT_BATCH_SIZE,
                 "batches_per_run": max(batches),
                 "longest_batch_ms": round(worst_batch, 1),

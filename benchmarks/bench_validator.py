@@ -45,11 +45,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 
-from benchmarks.harness import BenchContext, BenchResult, Stats, interleave
+from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, paired
 from models.base import NAMING_CONVENTION
 
 FULL_TABLES = 1000
-QUICK_TABLES = 200
+# --quick keeps the full size: the whole-process ratio depends on it (fixed start-up costs weigh
+# more on a small schema), so a smaller quick run gave another verdict than the full one.
+QUICK_TABLES = FULL_TABLES
 TARGET_SPEEDUP = 3.0
 
 
@@ -140,6 +142,7 @@ def result(
     name: str, a: list[float], b: list[float], count: int, extra: dict[str, Any], speedup: float
 ) -> BenchResult:
     ratio = round(statistics.median(a) / statistics.median(b), 3)
+    spread = paired(a, b)  # held only when the whole interval of per-run ratios meets the target
     return BenchResult(
         name=name,
         unit="s",
@@ -150,8 +153,8 @@ def result(
         target=f">= {speedup:g}x faster than compare_metadata"
         if speedup > 1
         else "context figure: faster at all",
-        holds=ratio <= 1 / speedup,
-        extra={"tables": count, "speedup": round(1 / ratio, 2), **extra},
+        holds=spread.high <= 1 / speedup,
+        extra={"tables": count, "speedup": round(1 / ratio, 2), "paired_ratio": spread.as_json(), **extra},
     )
 
 

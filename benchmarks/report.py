@@ -24,6 +24,16 @@ def markdown(data: dict) -> str:  # type: ignore[type-arg]
         f" Python {machine['python']}, PostgreSQL {versions['postgresql']},"
         f" SQLAlchemy {versions['sqlalchemy']}, Alembic {versions['alembic']}"
         f"{' (--quick)' if data['quick'] else ''}; medians of 5+ interleaved runs after a warm-up.",
+        *(
+            [
+                "",
+                "Re-measured alone (`python -m benchmarks --only ...`), not in the run above: "
+                + ", ".join(data["partial"])
+                + ".",
+            ]
+            if data.get("partial")
+            else []
+        ),
         "",
         "| benchmark | ours: median (min - max) | baseline: median | ratio | target | holds |",
         "|---|---|---|---|---|---|",

@@ -16,7 +16,8 @@ from benchmarks.standby import StandbyPair
 from scripts import backfill
 from scripts.backfill.health import HealthLimits, read_signals
 from scripts.db.engine import make_engine
-from tests.test_backfill import WAIT_S, wait_for
+from tests.polling import wait_until
+from tests.test_backfill import WAIT_S
 
 ROWS = 5000
 
@@ -75,7 +76,7 @@ def test_backfill_pauses_while_the_standby_lags_and_finishes_once_it_catches_up(
             found = [s for s in backfill.status(url) if s.name == "lagging" and s.state == "paused"]
             return found[0] if found else None
 
-        seen = wait_for(paused, "the backfill to pause for the lagging standby")
+        seen = wait_until(paused, "the backfill to pause for the lagging standby")
         assert isinstance(seen, backfill.CheckpointStatus)
         assert seen.paused_reason is not None and "of WAL behind (limit 0.1 MB)" in seen.paused_reason
         assert seen.as_row()["why"] == seen.paused_reason

@@ -88,9 +88,9 @@ def assert_reachable_with_psql_and_the_printed_url(env: dict[str, str]) -> None:
     printed = alp_db("dev-db", "url", env=env).stdout.strip()
     as_database_url = {**env, "DATABASE_URL": printed}
     connection = alp_db("test-connection", env=as_database_url)
-    assert connection.returncode == 0 and "revision:   0004" in connection.stdout, connection.stderr
+    assert connection.returncode == 0 and f"revision:   {HEAD}" in connection.stdout, connection.stderr
     current = run(sys.executable, "-m", "alembic", "current", env=as_database_url)
-    assert current.returncode == 0 and "0004 (head)" in current.stdout, current.stderr
+    assert current.returncode == 0 and f"{HEAD} (head)" in current.stdout, current.stderr
     sqlalchemy_form = alp_db("dev-db", "url", "--sqlalchemy", env=env).stdout
     assert sqlalchemy_form.startswith("postgresql+psycopg2://postgres@/alp_dev?host=")
 

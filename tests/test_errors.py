@@ -245,7 +245,7 @@ def test_migrating_a_table_the_role_does_not_own_says_ownership_cannot_be_grante
         conn.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
     engine.dispose()
     project.add_revision(
-        "0005", "add_users_motto_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN motto text")'
+        NEXT, "add_users_motto_column", HEAD, 'op.execute("ALTER TABLE users ADD COLUMN motto text")'
     )
     result = invoke("migrate", database_url=db_url.set(username=role).render_as_string(False))
     assert_one_clear_line(result, "must be owner of table users", "member of the owning role")

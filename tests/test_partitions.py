@@ -37,6 +37,7 @@ from scripts.errors import (
 from tests.conftest import PgServer
 from tests.factories import add_attempts, make_item, make_user
 from tests.polling import wait_for_sql
+from tests.project import HEAD, NEXT
 from tests.test_migration_checks import add_python_revision
 from tests.test_migration_checks import versions as versions  # the fixture: an editable copy
 
@@ -1132,8 +1133,8 @@ def test_revision_using_the_partitioned_index_helper_passes_the_projects_lint(ve
     # its ON ONLY statement is catalog-only and carries its squawk-ignore; the rest is CONCURRENTLY
     add_python_revision(
         versions,
-        "0005_index_attempts_score",
-        "0004",
+        f"{NEXT}_index_attempts_score",
+        HEAD,
         """
         from scripts.partitions import create_partitioned_index_concurrently
 

@@ -24,7 +24,7 @@ from scripts.schema_diff.normalise import normalise_views, scratch
 from scripts.schema_diff.owned import capture
 from scripts.schema_diff.owned_objects import MIGRATION_OWNED
 from scripts.schema_diff.report import render_text
-from tests.project import HEAD, NEXT_ID
+from tests.project import HEAD, NEXT
 
 ON_HEAD_DAY = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # inside revision 0001's partitions
 
@@ -279,8 +279,8 @@ def autogenerate(
     if models is not None:
         config.attributes["target_metadata"] = models
     config.set_main_option("version_locations", f"{migrations.versions_dir()}:{directory}")
-    command.revision(config, message=message, autogenerate=True, rev_id=NEXT_ID, version_path=str(directory))
-    [path] = directory.glob(f"{NEXT_ID}_*.py")
+    command.revision(config, message=message, autogenerate=True, rev_id=NEXT, version_path=str(directory))
+    [path] = directory.glob(f"{NEXT}_*.py")
     return path.read_text(), config
 
 
@@ -375,3 +375,12 @@ def test_a_database_behind_head_gets_a_warning_saying_so(db_url):
 def test_a_never_migrated_database_says_so(empty_db_url):
     report = validate_schema(empty_db_url)
     assert any(w.kind == "revision" and "never migrated" in w.actual for w in report.warnings)
+
+
+def test_partition_without_the_statement_check_that_replaced_its_row_clone_is_drift(db_url):
+    """0005 disables each partition's row clone of the active-item check only because the
+    partition runs the check per statement: without that trigger, the disabled clone is drift."""
+    assert validate_schema(db_url, now=ON_HEAD_DAY).findings == []
+    run_sql(db_url, "DROP TRIGGER trg_attempts_require_active_items ON attempts_2026")
+    report = validate_schema(db_url, now=ON_HEAD_DAY)
+    assert [f.object for f in report.findings] == ["attempts_2026.trg_attempts_require_active_item"]

@@ -135,19 +135,25 @@ class DumpCommand:
 
 
 def run_client(
-    url: URL, exe: Path, args: list[str], *, stdout: int | None = None
+    url: URL, exe: Path, args: list[str], *, stdout: int | None = None, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a libpq client program against ``url``: password in a temporary passfile only."""
     with _passfile(url.password) as passfile:
         command = build_command(url, exe, passfile)
         return subprocess.run(
             [*command.argv, *args],
+            input=input_text,
             stdout=subprocess.PIPE if stdout is None else stdout,
             stderr=subprocess.PIPE,
             env=command.env,
             text=True,
             check=False,
         )
+
+
+def newest(name: str) -> Client | None:
+    """The newest ``name`` found: pg_dump refuses to dump a server newer than itself."""
+    return max(available(name), key=lambda c: tuple(int(n) for n in c.version.split(".")), default=None)
 
 
 def build_command(url: URL, exe: Path, passfile: Path | None) -> DumpCommand:

@@ -36,8 +36,7 @@ DEV_DIR_NAME = ".pgdata"
 DEV_DATABASE = "alp_dev"
 SUPERUSER = "postgres"
 DEFAULT_PORT = 5432  # without TCP it only names the socket file: each cluster has its own directory
-MAX_SOCKET_PATH = 100
-DUPLICATE_DATABASE = "42P04"  # sun_path holds 108 bytes on Linux, less elsewhere
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, less elsewhere
 
 
 def embedded_bindir() -> Path:
@@ -319,21 +318,18 @@ def ensure_database(cluster: Cluster, name: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from scripts.db.engine import make_engine
+    from scripts.db import sqlstate
+    from scripts.db.target import session
 
-    engine = make_engine(cluster.url("postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-            if not exists:
-                quoted = conn.dialect.identifier_preparer.quote(name)
-                try:
-                    conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-                except DBAPIError as exc:  # a concurrent creator may have won the race
-                    if getattr(exc.orig, "pgcode", None) != DUPLICATE_DATABASE:
-                        raise
-    finally:
-        engine.dispose()
+    with session(cluster.url("postgres"), isolation_level="AUTOCOMMIT") as conn:
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            try:
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except DBAPIError as exc:  # a concurrent creator may have won the race
+                if sqlstate.sqlstate(exc) != sqlstate.DUPLICATE_DATABASE:
+                    raise
 
 
 _announced: set[Path] = set()  # say once per process which database is used

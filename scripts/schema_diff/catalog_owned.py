@@ -7,6 +7,8 @@ marks INVALID. As in catalog.py, one query per kind of object for the whole name
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -40,8 +42,22 @@ JOIN pg_class c ON c.oid = t.tgrelid
 JOIN pg_trigger pt ON pt.oid = t.tgparentid
 JOIN pg_class pc ON pc.oid = pt.tgrelid
 WHERE c.relnamespace = :ns AND c.relispartition AND t.tgenabled = 'D' AND pt.tgenabled <> 'D'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_trigger r
+      WHERE r.tgrelid = t.tgrelid AND r.tgenabled <> 'D' AND r.tgname = CAST(:replaced AS jsonb) ->> t.tgname
+  )
 ORDER BY c.relname, t.tgname
 """
+
+# Row clones that a revision replaced, on each partition, with a statement-level trigger of the
+# partition's own (statement triggers are not cloned onto partitions: CREATE TRIGGER, "Notes"):
+# clone name -> replacement. A clone disabled where its replacement is present and enabled is
+# the revision's design (0005: the active-item check runs once per statement), not drift.
+REPLACED_CLONES = {"trg_attempts_require_active_item": "trg_attempts_require_active_items"}
+# ... and the partitioned table each replacement belongs to. DETACH PARTITION removes the cloned
+# triggers but keeps the partition's own, so a detached partition (reported as such) still
+# carries its replacement: harmless on archived rows, and not a trigger nobody created.
+REPLACEMENT_PARENTS = {"trg_attempts_require_active_items": "attempts"}
 
 # Functions that belong to an extension are the extension's business (deptype 'e').
 FUNCTIONS_SQL = """
@@ -180,8 +196,11 @@ def policy_definition(
 def read_owned(conn: Connection, namespace: int, state: CatalogState) -> None:
     params = {"ns": namespace}
     for table, name, definition, enabled in conn.execute(text(TRIGGERS_SQL), params):
+        if REPLACEMENT_PARENTS.get(name, table) != table:
+            continue
         state.triggers[f"{table}.{name}"] = TriggerState(table, name, definition, enabled)
-    for partition, name, parent in conn.execute(text(DISABLED_CLONES_SQL), params):
+    replaced = {"replaced": json.dumps(REPLACED_CLONES)}
+    for partition, name, parent in conn.execute(text(DISABLED_CLONES_SQL), {**params, **replaced}):
         state.disabled_clones[f"{partition}.{name}"] = parent
     for name, args, result, language, body, secdef, config, volatility in conn.execute(
         text(FUNCTIONS_SQL), params
