@@ -22,7 +22,7 @@ RUNBOOK = (
 
 def lock_note(op: ops.MigrateOperation, *, new_table: bool, partitioned: bool, rewrites: bool) -> str | None:
     """One line for ``op`` as the upgrade runs it, or None when it locks nothing worth saying."""
-    t = str(getattr(op, "table_name", "") or "")
+    t = str(getattr(op, "table_name", None) or getattr(op, "source_table", None) or "")
     if isinstance(op, ops.CreateTableOp):
         return f"creates {t}: a new table, seen by nobody until the revision commits"
     if isinstance(op, ops.DropTableOp):
