@@ -13,7 +13,23 @@ class ProjectCopy:
     def __init__(self, root: Path) -> None:
         self.root = root
         shutil.copy(REPO_ROOT / "alembic.ini", root / "alembic.ini")
+        # ruff's settings, for the post-write hooks that format new revisions
+        shutil.copy(REPO_ROOT / "pyproject.toml", root / "pyproject.toml")
         shutil.copytree(REPO_ROOT / "alembic", root / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
+
+    @property
+    def head(self) -> str:
+        """The single head of the copy's revisions, whatever the repository has grown to."""
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config(str(self.root / "alembic.ini"))
+        [head] = ScriptDirectory.from_config(config).get_heads()
+        return head
+
+    @property
+    def next_id(self) -> str:
+        return f"{int(self.head) + 1:04d}"
 
     @property
     def versions(self) -> Path:
@@ -56,3 +72,9 @@ NEXT = f"{int(HEAD) + 1:04d}"  # the id a test's extra revision takes
 SHIPPED_NAMES = {
     path.name.split("_", 1)[0]: path.stem for path in (REPO_ROOT / "alembic" / "versions").glob("[0-9]*_*.py")
 }  # revision id -> migration name (the file stem)
+# The names tests/test_autogenerate.py and the round-trip tests use for the same facts.
+REVISIONS = SHIPPED
+NEXT_ID = NEXT
+AFTER_NEXT = f"{int(HEAD) + 2:04d}"
+BEFORE_HEAD = SHIPPED[-2]
+HEAD_NAME = SHIPPED_NAMES[HEAD]  # migration_history's name for the head

@@ -524,14 +524,16 @@ def test_applied_unchanged_revisions_are_not_linted_again_and_the_output_says_so
 
 
 def test_edited_applied_revision_is_linted_again(versions: Path, db_url: URL) -> None:
-    sql = versions / f"{SHIPPED_NAMES[HEAD]}.upgrade.sql"
+    # the newest revision that keeps its SQL in a file (the head may be Python only)
+    rev = [r for r in SHIPPED if (versions / f"{SHIPPED_NAMES[r]}.upgrade.sql").exists()][-1]
+    sql = versions / f"{SHIPPED_NAMES[rev]}.upgrade.sql"
     sql.write_text(sql.read_text() + "CREATE INDEX ix_users_role ON users (role);\n")
 
     report = validate_migrations(db_url)
 
-    assert HEAD in report.linted
-    assert HEAD not in report.lint_unchanged
-    assert only(report, "checksum-mismatch").revision == HEAD
+    assert rev in report.linted
+    assert rev not in report.lint_unchanged
+    assert only(report, "checksum-mismatch").revision == rev
 
 
 # -- names and docstrings ----------------------------------------------------------------------

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import alembic_postgresql_enum  # noqa: F401  (registers enum-value comparison and ALTER TYPE ops)
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from scripts.migrations import compare_by_meaning as comparators
 from scripts.migrations.ownership import ignored_tables
 from scripts.migrations.revisions import number_revision
+from scripts.migrations.rewrite import rewrite_revision
 
 # Alembic's default comparators, its opt-in CHECK-constraint comparator (added and removed
 # CHECKs by name; Alembic 1.18+ plugin system, see "autogenerate_check_constraints" in
@@ -72,5 +74,11 @@ def configure_options(conn: Connection, metadata: MetaData | None = None) -> dic
         "compare_type": True,
         "compare_server_default": True,
         "autogenerate_plugins": list(AUTOGENERATE_PLUGINS),
-        "process_revision_directives": number_revision,
+        "process_revision_directives": process_revision_directives,
     }
+
+
+def process_revision_directives(context: MigrationContext, revision: Any, directives: list[Any]) -> None:
+    """Number and name the revision, then rewrite its operations into production-safe forms."""
+    number_revision(context, revision, directives)
+    rewrite_revision(context, revision, directives)

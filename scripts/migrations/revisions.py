@@ -69,6 +69,36 @@ def number_revision(context: MigrationContext, revision: object, directives: lis
             directive.rev_id = next_revision_id(script)
 
 
+def plain_revision(context: Any) -> bool:
+    """Whether env.py runs for ``alembic revision`` without ``--autogenerate``.
+
+    Such a run compares nothing, so it needs no database: alembic.ini's
+    ``revision_environment = true`` runs env.py only so that number_revision applies.
+    Alembic's revision command hands env.py its work function, closing over the
+    RevisionContext whose ``command_args`` say whether it autogenerates.
+    """
+    from alembic.autogenerate.api import RevisionContext
+
+    fn = _work_fn(context)
+    for cell in getattr(fn, "__closure__", None) or ():
+        contents = cell.cell_contents
+        if isinstance(contents, RevisionContext):
+            return not contents.command_args.get("autogenerate")
+    return False
+
+
+def _work_fn(context: Any) -> Any:
+    env = context._proxy if hasattr(context, "_proxy") else context
+    return env.context_opts.get("fn")
+
+
+def run_plain_revision(context: Any) -> None:
+    """Write the revision with no database: only the numbering and name rule apply."""
+    fn = _work_fn(context)
+    context.configure(dialect_name="postgresql", process_revision_directives=number_revision)
+    fn((), context.get_context())
+
+
 def generate_revision(
     name: str, *, autogenerate: bool = False, database_url: str | URL | None = None
 ) -> Path:

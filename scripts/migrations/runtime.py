@@ -29,7 +29,7 @@ from scripts.db import sqlstate
 from scripts.db.engine import connect, first_line, make_engine
 from scripts.db.target import resolve_url
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
-from scripts.migrations import history, sessions
+from scripts.migrations import history, revisions, sessions
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
 from scripts.migrations.lock_retries import LockRetries, StepHooks, heads_of
@@ -114,6 +114,8 @@ def run_offline(context: EnvironmentContext) -> None:
 
 
 def run_online(context: EnvironmentContext) -> None:
+    if revisions.plain_revision(context):  # `alembic revision` without --autogenerate: no database
+        return revisions.run_plain_revision(context)
     config = context.config
     settings = _settings(context)
     command = recognise(config)

@@ -1,8 +1,10 @@
-"""``test-migrations``: the guide's six steps, each a pass/fail line.
+"""``test-migrations``: the guide's six steps and a round trip, each a pass/fail line.
 
-connectivity -> migrations to head -> schema validation -> seed data -> basic queries
--> summary. By default against a throwaway PostgreSQL started for the run (never real
-data); ``--database-url`` runs it against a database of your choosing instead.
+connectivity -> round trip of the revisions not yet applied (scripts.ops.round_trip: each
+upgraded, downgraded, upgraded again, leaving the same schema) -> migrations to head -> schema
+validation -> seed data -> basic queries -> summary. By default against a throwaway
+PostgreSQL started for the run (never real data); ``--database-url`` runs it against a
+database of your choosing instead.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def run_smoke(
         report = SmokeReport(database=redact(url), throwaway=throwaway)
         steps: list[tuple[str, Callable[[], str]]] = [
             ("connectivity", lambda: _connectivity(url)),
+            ("round trip of new revisions", lambda: _round_trip(url)),
             ("migrations to head", lambda: _migrations(url)),
             ("schema validation", lambda: _validation(url)),
             ("seed data", lambda: _seed(url, seed_value, force=throwaway, replace=replace or throwaway)),
@@ -157,6 +160,15 @@ def _connectivity(url: URL) -> str:
 
     report = check_connection(url)
     return f"PostgreSQL {report.server_version}, {report.latency_ms} ms round trip"
+
+
+def _round_trip(url: URL) -> str:
+    from scripts.ops.round_trip import round_trip_pending
+
+    done = round_trip_pending(url).revisions
+    if not done:
+        return "no revision pending"
+    return f"{', '.join(done)}: upgrade, downgrade, upgrade leave the same schema"
 
 
 def _migrations(url: URL) -> str:
