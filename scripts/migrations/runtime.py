@@ -33,6 +33,7 @@ from scripts.migrations import history, sessions
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
 from scripts.migrations.lock_retries import LockRetries, StepHooks, heads_of
+from scripts.migrations.reversibility import refuse_irreversible, undo_plan
 from scripts.migrations.settings import RuntimeSettings
 from scripts.migrations.steps import Steps
 
@@ -205,6 +206,8 @@ def _migrate(
         return
     steps.heads = set(heads_of(conn, context.get_context(), commit=not shared))
     steps.direction = command.direction or direction_towards(context, steps.heads)
+    if steps.direction == "downgrade":  # refused before anything is undone, as rollback does
+        refuse_irreversible(undo_plan(context.script, steps.heads, destination(context)))
     # a connection handed in is in its owner's transaction: no commits, so no retries
     retries = LockRetries(settings, notice) if steps.direction and not shared else None
     steps.retries = retries
@@ -231,6 +234,14 @@ def _migrate(
     except AlpDbError as exc:
         steps.record_failure(str(exc))
         raise
+
+
+def destination(context: EnvironmentContext) -> Any:
+    """The command's destination revision (public ``get_revision_argument``), if it has one."""
+    try:
+        return context.get_revision_argument()
+    except (KeyError, CommandError):
+        return ()
 
 
 def relative_destination(context: EnvironmentContext) -> bool:

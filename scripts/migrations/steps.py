@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from scripts.migrations import history
 from scripts.migrations.lock_retries import LockRetries
+from scripts.migrations.reversibility import refuse_irreversible
 
 
 def row_for(
@@ -84,6 +85,8 @@ class Steps:
 
     def on_start(self) -> None:
         script = running_revision(self.script, self.heads, self.direction)
+        if script is not None and self.direction == "downgrade":
+            refuse_irreversible([script])  # where the plan could not be told up front
         if self.conn is not None and self.retries is not None:
             self.retries.on_step_start(self.conn, script)
         if script is not None and (self.current is None or script.revision != self.current.revision):
