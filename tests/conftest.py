@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy_utils import create_database
 
 from scripts.db.devdb import Cluster, embedded_bindir
 from scripts.db.engine import make_engine
@@ -53,15 +54,14 @@ class PgServer:
         return make_engine(self.admin, isolation_level="AUTOCOMMIT")
 
     def create_database(self, name: str, template: str | None = None) -> URL:
-        with self.admin_engine().connect() as conn:
-            prep = conn.dialect.identifier_preparer
-            sql = f"CREATE DATABASE {prep.quote(name)}"
-            if template:
-                sql += f" TEMPLATE {prep.quote(template)}"
-            conn.exec_driver_sql(sql)
-        return self.url(name)
+        url = self.url(name)
+        create_database(url, template=template)  # sqlalchemy-utils quotes both names
+        return url
 
     def drop_database(self, name: str) -> None:
+        # Not sqlalchemy-utils' drop_database: it issues a bare DROP DATABASE, which fails on a
+        # database a test already dropped or one a killed test's session still holds; IF EXISTS
+        # and WITH (FORCE) (PostgreSQL 13+, "DROP DATABASE") make the teardown total.
         with self.admin_engine().connect() as conn:
             prep = conn.dialect.identifier_preparer
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {prep.quote(name)} WITH (FORCE)")
@@ -241,3 +241,6 @@ def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
     for conn in held:
         conn.rollback()
         conn.close()
+
+
+from tests.standby import standby_pair  # noqa: E402, F401  (the fixture, for every test module)

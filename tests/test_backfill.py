@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,8 @@ from scripts.db.engine import make_engine
 from scripts.errors import DataMigrationError, LockTimeout
 from scripts.migrations import api as migrations
 from tests.conftest import PgServer, unique_name
-from tests.project import REPO_ROOT
+from tests.polling import wait_until
+from tests.project import HEAD, NEXT, REPO_ROOT
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
 GUIDE_WHERE = "difficulty < 2.0"
@@ -93,17 +92,6 @@ def checkpoint(engine: Engine, name: str) -> dict[str, object] | None:
             text("SELECT * FROM data_migration_checkpoints WHERE name = :n"), {"n": name}
         ).first()
         return dict(row._mapping) if row else None
-
-
-def wait_for(probe: Callable[[], object], what: str) -> object:
-    """Poll the database until ``probe`` returns something truthy."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def waiting_update_pid(engine: Engine) -> int | None:
@@ -222,7 +210,7 @@ def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
         return waiting_update_pid(engine)
 
     try:
-        pid = wait_for(blocked, "the run to block on the locked row")
+        pid = wait_until(blocked, "the run to block on the locked row")
         at_kill = checkpoint(engine, "killed")
         assert (
             at_kill is not None
@@ -236,7 +224,7 @@ def test_killed_run_restarted_with_the_same_name_changes_every_row_exactly_once(
             proc.kill()
             proc.wait()
     blocker.rollback()
-    wait_for(lambda: not backend_alive(engine, int(pid)), "the killed run's backend to end")  # type: ignore[call-overload]
+    wait_until(lambda: not backend_alive(engine, int(pid)), "the killed run's backend to end")  # type: ignore[call-overload]
     # the batch in flight was not committed, and neither was its checkpoint
     assert checkpoint(engine, "killed") == at_kill
     resumed = run_guide_change(db_url, name="killed")
@@ -259,6 +247,9 @@ class RecordingReporter:
         self.retries.append(message)
         self.retried.set()
 
+    def pause(self, message: str) -> None:
+        pass
+
     def finish(self, summary: str) -> None:
         pass
 
@@ -280,7 +271,7 @@ def test_row_locked_by_another_transaction_makes_the_batch_retry_not_fail(db_url
     worker = threading.Thread(target=run)
     worker.start()
     try:
-        wait_for(lambda: waiting_update_pid(engine), "the batch to wait for the locked row")
+        wait_until(lambda: waiting_update_pid(engine), "the batch to wait for the locked row")
         assert reporter.retried.wait(WAIT_S), "the batch was not retried"
         with pytest.raises(DataMigrationError, match="'locked' is already running"):
             run_guide_change(db_url, name="locked")
@@ -453,24 +444,24 @@ def test_offline_loop_resumes_a_run_started_online(db_url, engine, pg_server, tm
     assert difficulties(engine) == guide_change(before)
 
 
-REVISION_0005 = '''"""Scale item difficulty below 2.0 by 1.1 (batched data migration).
+REVISION_NEXT = f'''"""Scale item difficulty below 2.0 by 1.1 (batched data migration).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: {NEXT}
+Revises: {HEAD}
 """
 
 from alembic import op
 from scripts import backfill
 
-revision = "0005"
-down_revision = "0004"
+revision = "{NEXT}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
-NAME = "0005_scale_difficulty"
+NAME = "{NEXT}_scale_difficulty"
 
 
 def upgrade() -> None:
-    op.execute("COMMENT ON TABLE items IS 'difficulty scaled in 0005'")
+    op.execute("COMMENT ON TABLE items IS 'difficulty scaled in {NEXT}'")
     backfill.batch_update_in_revision(
         op, table="items", set_="difficulty = difficulty * 1.1", where="difficulty < 2.0",
         name=NAME, batch_size=50,
@@ -481,34 +472,38 @@ def downgrade() -> None:
     backfill.forget_in_revision(op, NAME)
     op.execute("COMMENT ON TABLE items IS NULL")
 '''
+CHECKPOINT_NAME = f"{NEXT}_scale_difficulty"
 
 
 @pytest.fixture
-def project_with_revision_0005(tmp_path, monkeypatch) -> Path:
+def project_with_revision_next(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "project"
     home.mkdir()
     shutil.copy(REPO_ROOT / "alembic.ini", home / "alembic.ini")
     shutil.copytree(REPO_ROOT / "alembic", home / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-    (home / "alembic" / "versions" / "0005_scale_difficulty.py").write_text(REVISION_0005)
+    (home / "alembic" / "versions" / f"{CHECKPOINT_NAME}.py").write_text(REVISION_NEXT)
     monkeypatch.setenv("ALP_DB_HOME", str(home))
     return home
 
 
-def test_revision_runs_the_helper_outside_its_transaction(db_url, engine, project_with_revision_0005):
+def test_revision_runs_the_helper_outside_its_transaction(db_url, engine, project_with_revision_next):
     before = seed_items(engine)
-    migrations.upgrade(db_url, "0005")
+    migrations.upgrade(db_url, NEXT)
     assert difficulties(engine) == guide_change(before)
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
-        assert conn.scalar(text("SELECT success FROM migration_history WHERE revision = '0005'")) is True
-    cp = checkpoint(engine, "0005_scale_difficulty")
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == NEXT
+        assert (
+            conn.scalar(text("SELECT success FROM migration_history WHERE revision = :r"), {"r": NEXT})
+            is True
+        )
+    cp = checkpoint(engine, CHECKPOINT_NAME)
     assert cp is not None and cp["finished_at"] is not None
-    migrations.downgrade(db_url, "0004")
-    assert checkpoint(engine, "0005_scale_difficulty") is None
+    migrations.downgrade(db_url, HEAD)
+    assert checkpoint(engine, CHECKPOINT_NAME) is None
 
 
 def test_revision_offline_sql_runs_in_psql(
-    pg_server: PgServer, template_db, project_with_revision_0005, tmp_path
+    pg_server: PgServer, template_db, project_with_revision_next, tmp_path
 ):
     name = unique_name("alp_offline")
     url = pg_server.create_database(name, template=template_db)
@@ -517,13 +512,13 @@ def test_revision_offline_sql_runs_in_psql(
         before = seed_items(eng)
         script = tmp_path / "upgrade.sql"
         with script.open("w") as out:
-            migrations.upgrade(None, "0004:0005", sql=True, output=out)
+            migrations.upgrade(None, f"{HEAD}:{NEXT}", sql=True, output=out)
         assert "COMMIT;\n\nCREATE TABLE IF NOT EXISTS data_migration_checkpoints" in script.read_text()
         result = pg_server.psql(url, "-v", "ON_ERROR_STOP=1", "-f", str(script))
         assert result.returncode == 0, result.stderr
         assert difficulties(eng) == guide_change(before)
         with eng.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == NEXT
     finally:
         eng.dispose()
         pg_server.drop_database(name)

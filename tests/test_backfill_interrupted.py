@@ -14,6 +14,7 @@ import sys
 
 from sqlalchemy import text
 
+from tests.polling import wait_until
 from tests.project import REPO_ROOT
 from tests.test_backfill import (
     GUIDE_SET,
@@ -25,7 +26,6 @@ from tests.test_backfill import (
     guide_change,
     matching_item_at,
     seed_items,
-    wait_for,
     waiting_update_pid,
 )
 
@@ -53,7 +53,7 @@ def test_lost_connection_is_one_line_exit_2_and_the_rerun_changes_every_row_exac
             assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
             return waiting_update_pid(engine)
 
-        pid = wait_for(blocked, "the run to block on the locked row")
+        pid = wait_until(blocked, "the run to block on the locked row")
         at_loss = checkpoint(engine, "lost")
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid}) is True
@@ -70,7 +70,7 @@ def test_lost_connection_is_one_line_exit_2_and_the_rerun_changes_every_row_exac
     # psycopg2's first line for a backend ended by the server (restart or pg_terminate_backend)
     assert "(server closed the connection unexpectedly)" in line or "terminating connection" in line
     assert line.endswith("every batch before it is committed; run the same command again to resume")
-    wait_for(lambda: not backend_alive(engine, int(pid)), "the terminated backend to end")  # type: ignore[call-overload]
+    wait_until(lambda: not backend_alive(engine, int(pid)), "the terminated backend to end")
     # the batch in flight rolled back together with its checkpoint
     assert at_loss is not None and at_loss["rows_walked"] == position // 50 * 50
     assert checkpoint(engine, "lost") == at_loss

@@ -7,12 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
+from scripts.cli import main
 from scripts.db.engine import make_engine
+from scripts.db.sqlstate import privilege_hint
 from scripts.db.urls import parse_url
-from tests.project import REPO_ROOT, ProjectCopy
+from tests.project import HEAD, NEXT, REPO_ROOT, ProjectCopy
 
 SECRET = "s3cr@t#pa%ss!"
 
@@ -35,8 +38,23 @@ def run_cli(
     )
 
 
-def assert_one_clear_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode != 0
+def invoke(*args: str, database_url: str | None = None, **env: str) -> Result:
+    """The command in this process (click's CliRunner): for checks of one line and an exit code."""
+    environ: dict[str, str | None] = {"DATABASE_URL": database_url, **env}
+    return CliRunner().invoke(main, list(args), env=environ)
+
+
+def assert_one_clear_line(
+    result: subprocess.CompletedProcess[str] | Result, *fragments: str, exit_code: int = 2
+) -> None:
+    """One ``alp-db: error:`` line holding every fragment, the README's exit code, no traceback."""
+    if isinstance(result, Result):
+        # anything but our own sys.exit would be an exception CliRunner swallowed
+        assert isinstance(result.exception, SystemExit), result.exc_info
+        returncode = result.exit_code
+    else:
+        returncode = result.returncode
+    assert returncode == exit_code, result.stderr
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("alp-db: error:")]
@@ -69,7 +87,7 @@ def test_guide_style_url_with_special_characters_in_the_password_migrates(passwo
     assert migrated.returncode == 0, migrated.stderr
     result = run_cli("test-connection", database_url=raw_url)
     assert result.returncode == 0, result.stdout
-    assert f"as {role}" in result.stdout and "revision:   0004" in result.stdout
+    assert f"as {role}" in result.stdout and f"revision:   {HEAD}" in result.stdout
     assert SECRET not in result.stdout + result.stderr + migrated.stdout + migrated.stderr
 
 
@@ -96,17 +114,17 @@ def test_wrong_password_is_one_line_without_the_password(password_role):
 
 
 def test_malformed_url():
-    result = run_cli("migrate", database_url="postgresql//nohost")
+    result = invoke("migrate", database_url="postgresql//nohost")
     assert_one_clear_line(result, "malformed")
 
 
 def test_non_postgres_url():
-    result = run_cli("migrate", database_url="mysql://u:p@localhost/db")
+    result = invoke("migrate", database_url="mysql://u:p@localhost/db")
     assert_one_clear_line(result, "not PostgreSQL")
 
 
 def test_unreachable_host_fails_fast():
-    result = run_cli(
+    result = invoke(
         "migrate", database_url=f"postgresql://u:{SECRET}@127.0.0.1:1/db", ALP_DB_CONNECT_TIMEOUT="3"
     )
     assert_one_clear_line(result, "cannot reach the database", "127.0.0.1")
@@ -114,12 +132,12 @@ def test_unreachable_host_fails_fast():
 
 def test_missing_database(db_url: URL):
     missing = db_url.set(database="no_such_database_here").render_as_string(False)
-    result = run_cli("migrate", database_url=missing)
+    result = invoke("migrate", database_url=missing)
     assert_one_clear_line(result, "does not exist")
 
 
 def test_unknown_revision(db_url: URL):
-    result = run_cli("migrate", "--to", "9999", database_url=db_url.render_as_string(False))
+    result = invoke("migrate", "--to", "9999", database_url=db_url.render_as_string(False))
     assert_one_clear_line(result, "9999")
 
 
@@ -129,26 +147,24 @@ def test_missing_privilege_to_migrate(empty_db_url: URL, make_role):
     with engine.connect() as conn:
         conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
     engine.dispose()
-    result = run_cli("migrate", database_url=empty_db_url.set(username=role).render_as_string(False))
+    result = invoke("migrate", database_url=empty_db_url.set(username=role).render_as_string(False))
     assert_one_clear_line(result, "permission denied")
 
 
 def test_edited_applied_revision_stops_migrate(project, db_url: URL):
     sql_file = project.versions / "0001_initial_schema.upgrade.sql"
     sql_file.write_text(sql_file.read_text().replace("varchar(200)", "varchar(250)"))
-    result = run_cli("migrate", database_url=db_url.render_as_string(False), ALP_DB_HOME=str(project.root))
+    result = invoke("migrate", database_url=db_url.render_as_string(False), ALP_DB_HOME=str(project.root))
     assert_one_clear_line(result, "revision 0001 was changed after it was applied")
 
 
-def migrate_while_users_is_read(
-    project: ProjectCopy, db_url: URL, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
+def migrate_while_users_is_read(project: ProjectCopy, db_url: URL, *args: str, **env: str) -> Result:
     """Run `alp-db migrate` while another session's open transaction holds ACCESS SHARE on users."""
     holder = make_engine(db_url).connect()
     holder.execute(text("SELECT count(*) FROM users"))
     try:
         url = db_url.render_as_string(False)
-        return run_cli("migrate", *args, database_url=url, ALP_DB_HOME=str(project.root), **env)
+        return invoke("migrate", *args, database_url=url, ALP_DB_HOME=str(project.root), **env)
     finally:
         holder.rollback()
         holder.close()
@@ -156,30 +172,31 @@ def migrate_while_users_is_read(
 
 def test_lock_timeout_names_the_table(project, db_url: URL):
     project.add_revision(
-        "0005",
+        NEXT,
         "add_users_nickname_column",
-        "0004",
+        HEAD,
         'op.execute("ALTER TABLE users ADD COLUMN nickname text")',
     )
     result = migrate_while_users_is_read(project, db_url, ALP_DB_LOCK_TIMEOUT="300ms")
     assert_one_clear_line(result, "lock timeout", "users", "300ms")
 
 
-def test_debug_flag_shows_the_traceback():
+def test_debug_flag_shows_the_traceback_and_keeps_the_exit_code():
     result = run_cli("--debug", "migrate", database_url="postgresql//nohost")
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert "Traceback" in result.stderr and "ConfigError" in result.stderr
+    assert result.returncode == 2, "--debug must not turn 'could not run' (2) into 1"
+    assert result.stderr.rstrip().splitlines()[-1].startswith("alp-db: error: database URL is malformed")
 
 
 def test_validate_migrations_with_a_wrong_password_fails_rather_than_skipping_history(password_role):
     _, raw_url = password_role
-    result = run_cli("validate-migrations", database_url=raw_url.replace(SECRET, "wrong"))
-    assert result.returncode == 2
+    result = invoke("validate-migrations", database_url=raw_url.replace(SECRET, "wrong"))
     assert_one_clear_line(result, "login refused")
 
 
 def test_lock_timeout_option_beats_the_environment(project, db_url: URL):
     project.add_revision(
-        "0005", "add_users_alias_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
+        NEXT, "add_users_alias_column", HEAD, 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
     )
     result = migrate_while_users_is_read(
         project, db_url, "--lock-timeout", "250ms", ALP_DB_LOCK_TIMEOUT="10min"
@@ -188,7 +205,7 @@ def test_lock_timeout_option_beats_the_environment(project, db_url: URL):
 
 
 def test_a_malformed_timeout_is_one_line():
-    result = run_cli("migrate", "--sql", "--lock-timeout", "soon")
+    result = invoke("migrate", "--sql", "--lock-timeout", "soon")
     assert_one_clear_line(result, "lock_timeout 'soon' is not a duration")
 
 
@@ -197,3 +214,39 @@ def test_offline_sql_sets_the_timeouts_given_as_options():
     assert result.returncode == 0, result.stderr
     assert "SET lock_timeout = '2s';" in result.stdout
     assert "SET statement_timeout = '1h';" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("message", "says", "never"),
+    [
+        ("must be owner of table users", "member of the owning role", "grant the privilege"),
+        ("must be owner of relation attempts", "not a privilege GRANT can give", "grant the privilege"),
+        ("permission denied for table users", "grant the privilege to role 'app'", "owning role"),
+        ("permission denied for schema public", "grant the privilege to role 'app'", "owning role"),
+    ],
+)
+def test_privilege_hint_tells_ownership_from_a_grantable_privilege(message: str, says: str, never: str):
+    hint = privilege_hint(message, "app")
+    assert says in hint and never not in hint
+
+
+def test_migrating_a_table_the_role_does_not_own_says_ownership_cannot_be_granted(
+    project, db_url: URL, make_role
+):
+    """The role may write the runtime's tables and CREATE in public, but does not own users."""
+    role = make_role("alp_not_owner", db_url)
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"GRANT CREATE ON SCHEMA public TO {quoted}")
+        conn.exec_driver_sql(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version, migration_history TO {quoted}"
+        )
+        conn.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+    engine.dispose()
+    project.add_revision(
+        "0005", "add_users_motto_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN motto text")'
+    )
+    result = invoke("migrate", database_url=db_url.set(username=role).render_as_string(False))
+    assert_one_clear_line(result, "must be owner of table users", "member of the owning role")
+    assert "grant the privilege" not in result.stderr

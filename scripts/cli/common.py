@@ -20,7 +20,12 @@ def interactive() -> bool:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn AlpDbError into one line on stderr and its exit code; ``--debug`` re-raises."""
+    """Turn AlpDbError into one line on stderr and its exit code.
+
+    ``--debug`` prints the traceback first, and the exit code stays the error's: a script
+    that tells "could not run" (2) from "problems found" (1) must not see them change with
+    the verbosity (re-raising would make every error Python's exit 1).
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,7 +36,9 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except AlpDbError as exc:
             if ctx.find_root().params.get("debug"):
-                raise
+                import traceback
+
+                click.echo(traceback.format_exc().rstrip(), err=True)
             click.echo(f"alp-db: error: {exc}", err=True)
             sys.exit(exc.exit_code)
 

@@ -1,4 +1,4 @@
-"""``alp-db dev-db start|stop|status|url|destroy``: the local development database."""
+"""``alp-db dev-db start|stop|status|url|env|psql|destroy``: the local development database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from scripts.cli.common import handle_errors, interactive
+from scripts.cli.common import EXIT_OK, EXIT_PROBLEMS, handle_errors, interactive
 
 
 @click.group("dev-db")
@@ -49,28 +49,72 @@ def dev_db_stop() -> None:
 @dev_db.command("status")
 @handle_errors
 def dev_db_status() -> None:
-    """Say whether the local database exists and runs."""
+    """Say whether the local database exists and runs: exit 0 running, 1 stopped or absent."""
     from scripts.db import devdb
 
     cluster = devdb.dev_cluster()
     if not cluster.initialised():
         click.echo(f"not initialised ({cluster.home})")
-        sys.exit(3)
+        sys.exit(EXIT_PROBLEMS)
     running = cluster.running()
     click.echo(
         f"{'running' if running else 'stopped'}: PostgreSQL {cluster.server_version()} in {cluster.home}"
     )
-    sys.exit(0 if running else 3)
+    # README exit codes: a stopped database is a finding (1), not a failure to look (2)
+    sys.exit(EXIT_OK if running else EXIT_PROBLEMS)
 
 
 @dev_db.command("url")
+@click.option(
+    "--sqlalchemy",
+    "sqlalchemy_form",
+    is_flag=True,
+    help="Print SQLAlchemy's form (postgresql+psycopg2://...) instead of libpq's.",
+)
 @handle_errors
-def dev_db_url() -> None:
-    """Print the local database's URL (starting it if needed)."""
+def dev_db_url(sqlalchemy_form: bool) -> None:
+    """Print the local database's URL (starting it if needed): psql "$(alp-db dev-db url)"."""
     from scripts.db import devdb
+    from scripts.db.urls import libpq_url
 
     cluster, _ = devdb.start_dev()
-    click.echo(cluster.url().render_as_string(hide_password=True))
+    url = cluster.url()
+    click.echo(url.render_as_string(hide_password=True) if sqlalchemy_form else libpq_url(url))
+
+
+@dev_db.command("env")
+@handle_errors
+def dev_db_env() -> None:
+    """Print PGHOST/PGPORT/PGUSER/PGDATABASE for the local database: eval "$(alp-db dev-db env)"."""
+    import shlex
+
+    from scripts.db import devdb
+    from scripts.db.urls import libpq_environment
+
+    cluster, _ = devdb.start_dev()
+    for name, value in libpq_environment(cluster.url()).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+@dev_db.command("psql", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
+def dev_db_psql(psql_args: tuple[str, ...]) -> None:
+    """Open the psql of the local database's own PostgreSQL on it; arguments go to psql."""
+    import os
+
+    from scripts.db import devdb
+    from scripts.db.urls import libpq_environment
+    from scripts.errors import DevDatabaseError
+
+    cluster, _ = devdb.start_dev()
+    psql = cluster.bindir / "psql"  # the client of the same release as the server
+    if not psql.is_file():
+        raise DevDatabaseError(f"{psql} not found", "install that PostgreSQL's client programs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(libpq_environment(cluster.url()))
+    sys.stdout.flush()
+    os.execve(psql, [str(psql), *psql_args], env)
 
 
 @dev_db.command("destroy")
@@ -79,9 +123,13 @@ def dev_db_url() -> None:
 def dev_db_destroy(yes: bool) -> None:
     """Stop the local database and delete its data."""
     from scripts.db import devdb
+    from scripts.errors import ConfigError
 
     cluster = devdb.dev_cluster()
-    if not yes and interactive():
+    if not yes:
+        # as rollback does: no one to ask (stdin closed or not a terminal) is not a yes
+        if not interactive():
+            raise ConfigError(f"deleting {cluster.home} and all its data needs confirmation", "pass --yes")
         click.confirm(f"Delete {cluster.home} and all its data?", abort=True)
     cluster.destroy()
     click.echo(f"destroyed {cluster.home}")

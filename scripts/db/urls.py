@@ -11,7 +11,7 @@ A pure leaf: it imports nothing of the project but its errors.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,6 +21,20 @@ from scripts.errors import ConfigError
 DRIVER = "postgresql+psycopg2"
 # Scheme spellings that mean PostgreSQL: libpq accepts both; all map to psycopg2.
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg2"})
+
+# URL parts and query parameters that libpq also reads from the environment
+# (libpq, "Environment Variables").
+LIBPQ_ENV = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "options": "PGOPTIONS",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
 
@@ -89,3 +103,49 @@ def scrub(message: str, url: URL | None) -> str:
     for spelling in {secret, url.render_as_string(hide_password=False)}:
         message = message.replace(spelling, "***")
     return message
+
+
+def libpq_url(url: URL, *, hide_password: bool = True) -> str:
+    """The URL as libpq writes it (``postgresql://user@host:port/db?key=value``), for psql,
+    pg_dump, pgbench or an application's DATABASE_URL (libpq, "Connection URIs").
+
+    Each part is percent-encoded; query values keep ``/`` readable, since libpq decodes them
+    and a socket directory (``?host=/path/run``) is the usual one. :func:`parse_url` reads it back.
+    """
+    userinfo = ""
+    if url.username:
+        userinfo = quote(url.username, safe="")
+        if url.password:
+            userinfo += ":" + ("***" if hide_password else quote(str(url.password), safe=""))
+        userinfo += "@"
+    host = url.host or ""
+    if ":" in host:  # an IPv6 address goes in brackets (RFC 3986)
+        host = f"[{host}]"
+    port = f":{url.port}" if url.port else ""
+    database = "/" + quote(url.database, safe="") if url.database else ""
+    query = "&".join(
+        f"{quote(key, safe='')}={quote(str(value), safe='/')}"
+        for key, values in url.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    )
+    return f"postgresql://{userinfo}{host}{port}{database}" + (f"?{query}" if query else "")
+
+
+def libpq_environment(url: URL) -> dict[str, str]:
+    """PGHOST, PGPORT, PGUSER, PGDATABASE (and the libpq query parameters) for ``url``.
+
+    Never the password: a program gets it from a password file (libpq, "The Password File").
+    """
+    env: dict[str, str] = {}
+    if url.host:
+        env["PGHOST"] = url.host
+    if url.port:
+        env["PGPORT"] = str(url.port)
+    for key, value in url.query.items():
+        if key in LIBPQ_ENV and isinstance(value, str):
+            env[LIBPQ_ENV[key]] = value
+    if url.username:
+        env["PGUSER"] = url.username
+    if url.database:
+        env["PGDATABASE"] = url.database
+    return env

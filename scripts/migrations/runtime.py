@@ -102,6 +102,10 @@ def run_offline(context: EnvironmentContext) -> None:
         on_version_apply=steps.on_version_apply if command.runs_revisions else None,
     )
     ctx = context.get_context()
+    if command.runs_revisions:
+        from scripts.migrations.plan_offline import head_blocks_with_plan
+
+        head_blocks_with_plan(context, ctx)  # only with -x plan=1
     ctx.impl.static_output(f"SET lock_timeout = '{settings.lock_timeout}';")
     ctx.impl.static_output(f"SET statement_timeout = '{settings.statement_timeout}';")
     if command.runs_revisions:
@@ -316,7 +320,7 @@ def describe_failure(
     if code == sqlstate.INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
             f"migration failed: {line}",
-            f"grant the privilege to role {url.username!r}, or run migrations as the schema owner",
+            sqlstate.privilege_hint(line, url.username),
         )
     if code == sqlstate.QUERY_CANCELED:
         return MigrationFailed(

