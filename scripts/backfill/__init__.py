@@ -13,11 +13,12 @@ checkpoint row (same transaction), so a killed run resumes after the last commit
 never applies a batch twice. A batch sets ``lock_timeout`` for itself and is retried a bounded
 number of times when a row it needs is locked by someone else.
 
-The modules, from the bottom up: defaults, plan (options, the plan, names; no database),
-expressions (the operator's SET and WHERE), sql (statement text), autocommit (transactions
-by hand), checkpoints (the table, status, forget), catalog (relation and key), runner (the
-online run), offline (the same loop as PL/pgSQL), revision (the helpers revisions call),
-progress.
+The modules, from the bottom up: defaults, health (the signals and limits checked before
+each batch), plan (options, the plan, names; no database), expressions (the operator's SET
+and WHERE, parsed), sql (statement text), pacing (the adaptive batch size), autocommit
+(transactions by hand), checkpoints (the table, status, forget), throttle (pausing for the
+database's health), catalog (relation and key), runner (the online run), offline (the same
+loop as PL/pgSQL), revision (the helpers revisions call), progress.
 
 This module only re-exports the public API, each name loaded on first use (PEP 562 module
 ``__getattr__``), so that ``scripts.backfill.defaults`` costs the CLI no SQLAlchemy import.
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         DEFAULT_MAX_RETRIES,
         DEFAULT_SLEEP_S,
     )
+    from scripts.backfill.health import HealthLimits
     from scripts.backfill.plan import CHECKPOINT_TABLE, BatchOptions, Plan, default_name
     from scripts.backfill.revision import batch_update_in_revision, forget_in_revision
     from scripts.backfill.runner import BackfillResult, batch_update, plan_for
@@ -60,6 +62,7 @@ _EXPORTS = {
     "DEFAULT_LOCK_TIMEOUT": "defaults",
     "DEFAULT_MAX_RETRIES": "defaults",
     "DEFAULT_SLEEP_S": "defaults",
+    "HealthLimits": "health",
     "CHECKPOINT_TABLE": "plan",
     "BatchOptions": "plan",
     "Plan": "plan",
@@ -81,6 +84,7 @@ __all__ = [
     "BackfillResult",
     "BatchOptions",
     "CheckpointStatus",
+    "HealthLimits",
     "Plan",
     "batch_update",
     "batch_update_in_revision",
