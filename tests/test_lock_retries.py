@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from scripts.db.engine import make_engine
 from scripts.errors import LockTimeout
 from scripts.migrations import api as migrations
-from tests.project import REPO_ROOT, ProjectCopy
+from tests.project import HEAD, NEXT, REPO_ROOT, ProjectCopy
 from tests.test_runtime import cli_env, query, wait_for
 
 # a not-granted lock on items requested by an alp-db backend: the migrator queued on it
@@ -25,7 +25,7 @@ MIGRATOR_WAITING = (
 
 def add_column_revision(project: ProjectCopy) -> None:
     project.add_revision(
-        "0005", "add_items_source_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN source text")'
+        NEXT, "add_items_source_column", HEAD, 'op.execute("ALTER TABLE items ADD COLUMN source text")'
     )
 
 
@@ -70,8 +70,8 @@ def test_blocked_revision_retries_without_queueing_others_then_succeeds_when_the
         blocker.close()
     out, err = migrator.communicate(timeout=120)
     assert migrator.returncode == 0, err
-    assert "applied 1 revision(s): 0005" in out
-    assert "revision 0005 could not take its locks within" in err  # each retry is reported
+    assert f"applied 1 revision(s): {NEXT}" in out
+    assert f"revision {NEXT} could not take its locks within" in err  # each retry is reported
     assert query(
         db_url,
         "SELECT count(*) FROM information_schema.columns"
@@ -94,7 +94,7 @@ def test_blocked_revision_fails_after_the_retry_budget_with_the_clear_message(
     message = str(caught.value)
     assert "attempts over the 1s retry budget could not lock items" in message, message
     assert "another session holds it" in message
-    assert query(db_url, "SELECT version_num FROM alembic_version") == [("0004",)]
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     failed = query(db_url, "SELECT revision, success, error_message FROM migration_history WHERE NOT success")
-    assert [(rev, ok) for rev, ok, _ in failed] == [("0005", False)]
+    assert [(rev, ok) for rev, ok, _ in failed] == [(NEXT, False)]
     assert "retry budget" in failed[0][2]

@@ -9,7 +9,7 @@ from sqlalchemy.engine import URL
 
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
-from tests.project import HEAD, SHIPPED
+from tests.project import HEAD, NEXT, SHIPPED
 
 REVISIONS = SHIPPED
 
@@ -152,9 +152,9 @@ def test_plain_alembic_downgrade_refuses_a_revision_whose_downgrade_does_nothing
 
     from tests.test_runtime import cli_env
 
-    project.add_revision("0005", "add_notes_table", "0004", 'op.execute("CREATE TABLE notes (id int)")')
+    project.add_revision(NEXT, "add_notes_table", HEAD, 'op.execute("CREATE TABLE notes (id int)")')
     migrations.upgrade(db_url)
-    for target in ("-1", "0004", "base"):
+    for target in ("-1", HEAD, "base"):
         result = subprocess.run(
             [sys.executable, "-m", "alembic", "-c", str(project.root / "alembic.ini"), "downgrade", target],
             cwd=project.root,
@@ -166,11 +166,11 @@ def test_plain_alembic_downgrade_refuses_a_revision_whose_downgrade_does_nothing
         output = result.stdout + result.stderr
         assert result.returncode != 0, output
         assert (
-            "FAILED: revision 0005 cannot be rolled back: its downgrade() does nothing"
+            f"FAILED: revision {NEXT} cannot be rolled back: its downgrade() does nothing"
             " while its upgrade() changes the schema" in output
         )
         assert "Traceback" not in output
-        assert current_revision(db_url) == "0005"
+        assert current_revision(db_url) == NEXT
 
 
 def test_an_engine_handed_in_is_connected_and_left_to_its_owner(empty_db_url):

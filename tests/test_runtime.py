@@ -263,9 +263,9 @@ def test_a_killed_migrators_revision_is_cancelled_by_the_server_and_recorded_by_
     project, db_url: URL, capsys: pytest.CaptureFixture[str]
 ):
     project.add_revision(
-        "0005",
+        NEXT,
         "slow_change_of_items",
-        "0004",
+        HEAD,
         """
         op.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
         op.execute("SELECT pg_sleep(600)")
@@ -285,15 +285,15 @@ def test_a_killed_migrators_revision_is_cancelled_by_the_server_and_recorded_by_
         migrator.kill()  # SIGKILL: no cleanup of any kind on the client side
         migrator.communicate(timeout=30)
     # client_connection_check_interval: the server notices the client is gone and cancels
-    wait_for(db_url, f"SELECT ({MIGRATION_SESSIONS}) = 0", timeout_s=60)
+    wait_for(db_url, f"SELECT ({MIGRATION_SESSIONS}) = 0")
     assert query(db_url, "SELECT count(*) FROM pg_locks WHERE relation = to_regclass('items')") == [(0,)]
     # the revision is fixed, and the next run records the interruption before applying it
-    (project.versions / "0005_slow_change_of_items.py").unlink()
-    project.add_revision("0005", "slow_change_of_items", "0004", 'op.execute("SELECT 1")')
-    assert migrations.migrate(db_url).applied == ["0005"]
-    assert "revision 0005 was interrupted by an earlier run" in capsys.readouterr().err
+    (project.versions / f"{NEXT}_slow_change_of_items.py").unlink()
+    project.add_revision(NEXT, "slow_change_of_items", HEAD, 'op.execute("SELECT 1")')
+    assert migrations.migrate(db_url).applied == [NEXT]
+    assert f"revision {NEXT} was interrupted by an earlier run" in capsys.readouterr().err
     rows = query(
-        db_url, "SELECT success, error_message FROM migration_history WHERE revision = '0005' ORDER BY id"
+        db_url, "SELECT success, error_message FROM migration_history WHERE revision = :r ORDER BY id", r=NEXT
     )
     assert [ok for ok, _ in rows] == [False, True]
     assert rows[0][1].startswith("interrupted: the migrator's connection was lost")
