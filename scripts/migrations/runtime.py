@@ -29,7 +29,7 @@ from scripts.db import sqlstate
 from scripts.db.engine import connect, first_line, make_engine
 from scripts.db.target import resolve_url
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
-from scripts.migrations import history, sessions
+from scripts.migrations import history, replicas, sessions
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
 from scripts.migrations.lock_retries import LockRetries, StepHooks, heads_of
@@ -141,6 +141,8 @@ def run_online(context: EnvironmentContext) -> None:
                 lock_conn = stack.enter_context(
                     connect(engine.execution_options(isolation_level="AUTOCOMMIT"))
                 )
+                replicas.refuse_standby(lock_conn, url)  # before anything is touched
+                sessions.require_schema(lock_conn, url)
                 stack.enter_context(
                     locking.advisory_lock(
                         lock_conn,
@@ -197,6 +199,15 @@ def _migrate(
         conn=None if shared else conn,
         lock_conn=lock_conn,
         history_ready=history_ready,
+        after_heavy=(
+            (
+                lambda revision: replicas.after_heavy_revision(
+                    lock_conn, revision, wait_seconds=settings.wait_for_replicas, notice=notice
+                )
+            )
+            if lock_conn is not None
+            else None
+        ),
     )
     context.configure(
         connection=conn,
@@ -229,6 +240,7 @@ def _migrate(
                 context.run_migrations,
                 can_resume=lambda: not (steps.done and relative_destination(context)),
             )
+        steps.between_revisions()  # the last revision's standbys
         final = steps.heads if steps.done else set(context.get_context().get_current_heads())
         context.config.attributes["heads_after"] = tuple(sorted(final))
     except DBAPIError as exc:
