@@ -116,3 +116,11 @@ class CannotNormalise(CannotCheck):
 
 class PlanFailed(AlpDbError):
     """``migration plan`` could not build or use its scratch copy; the target is unchanged."""
+
+
+class StandbyDatabase(AlpDbError):
+    """The target is a standby in recovery: read-only; migrations run on its primary."""
+
+
+class ReplicaLagging(AlpDbError):
+    """A standby did not replay a heavy revision within --wait-for-replicas."""

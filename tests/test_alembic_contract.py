@@ -85,6 +85,11 @@ def test_the_public_hooks_the_runtime_uses_exist():
     for method in ("is_offline_mode", "get_x_argument", "get_context", "run_migrations"):
         assert callable(getattr(EnvironmentContext, method)), method
     assert hasattr(MigrationContext, "configure") and hasattr(MigrationContext, "get_current_heads")
+    # StepHooks: one begin_transaction per revision with transaction_per_migration, and the
+    # autocommit_block that revisions reach through op.get_context()
+    assert "self.begin_transaction(" in inspect.getsource(MigrationContext.run_migrations)
+    assert callable(MigrationContext.autocommit_block) and callable(MigrationContext.begin_transaction)
+    assert "destination_rev" in inspect.getsource(EnvironmentContext.get_revision_argument)
     info = inspect.signature(MigrationInfo.__init__).parameters
     assert {"is_upgrade", "is_stamp", "up_revisions", "down_revisions"} <= set(info)
     assert isinstance(MigrationInfo.up_revision, property)

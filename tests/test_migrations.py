@@ -9,7 +9,7 @@ from sqlalchemy.engine import URL
 
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
-from tests.project import HEAD, SHIPPED
+from tests.project import HEAD, NEXT, SHIPPED
 
 REVISIONS = SHIPPED
 
@@ -143,3 +143,43 @@ def test_a_handed_in_connection_is_used_instead_of_a_new_one(empty_db_url):
     finally:
         engine.dispose()
     assert current_revision(empty_db_url) == "0001"
+
+
+def test_plain_alembic_downgrade_refuses_a_revision_whose_downgrade_does_nothing(project, db_url):
+    """The check `alp-db migration rollback` makes, for plain alembic too: nothing is undone."""
+    import subprocess
+    import sys
+
+    from tests.test_runtime import cli_env
+
+    project.add_revision(NEXT, "add_notes_table", HEAD, 'op.execute("CREATE TABLE notes (id int)")')
+    migrations.upgrade(db_url)
+    for target in ("-1", HEAD, "base"):
+        result = subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", str(project.root / "alembic.ini"), "downgrade", target],
+            cwd=project.root,
+            env=cli_env(db_url),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert (
+            f"FAILED: revision {NEXT} cannot be rolled back: its downgrade() does nothing"
+            " while its upgrade() changes the schema" in output
+        )
+        assert "Traceback" not in output
+        assert current_revision(db_url) == NEXT
+
+
+def test_an_engine_handed_in_is_connected_and_left_to_its_owner(empty_db_url):
+    engine = make_engine(empty_db_url)
+    try:
+        config = migrations.alembic_config()
+        config.attributes["connection"] = engine  # what pytest-alembic hands in
+        command.upgrade(config, "0001")
+        with engine.connect() as conn:  # still usable: the runtime did not dispose of it
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+    finally:
+        engine.dispose()

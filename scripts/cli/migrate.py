@@ -27,6 +27,14 @@ from scripts.cli.common import (
     help="First measure what the pending revisions lock (`alp-db migration plan`), then ask.",
 )
 @click.option("--yes", is_flag=True, help="With --plan: apply without asking (for CI).")
+@click.option(
+    "--wait-for-replicas",
+    "wait_for_replicas",
+    default=None,
+    metavar="SECONDS",
+    help="After a revision that took ACCESS EXCLUSIVE, wait up to this long for every standby to"
+    " replay it before the next one (default 0: report the lag only; ALP_DB_WAIT_FOR_REPLICAS).",
+)
 @runtime_options
 @handle_errors
 def migrate(
@@ -48,7 +56,7 @@ def migrate(
         return
     if show_plan:
         target = _approved_target(database_url, target, yes)
-    if backup:
+    if backup and migrations.pending_revisions(database_url, target):  # else nothing to protect
         from scripts.ops.backup import create_backup
 
         made = create_backup(database_url)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -13,8 +14,9 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
-from scripts.errors import UnknownRevision
+from scripts.errors import PermissionDenied, UnknownRevision
 from scripts.migrations import commands
+from scripts.migrations.sessions import require_schema
 from scripts.project import project_home
 
 
@@ -50,15 +52,50 @@ class MigrateResult:
     applied: list[str]  # revisions applied by this run, oldest first
 
 
+@contextmanager
+def reading_state(url: URL) -> Iterator[None]:
+    """A role that may connect but not read alembic_version / migration_history gets one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from scripts.db.engine import first_line
+    from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, privilege_hint, sqlstate
+
+    try:
+        yield
+    except DBAPIError as exc:
+        if sqlstate(exc) != INSUFFICIENT_PRIVILEGE:
+            raise
+        line = first_line(exc, url)
+        raise PermissionDenied(
+            f"cannot read the migration state: {line}", privilege_hint(line, url.username)
+        ) from None
+
+
 def current_revision(database_url: str | URL | None) -> str | None:
     from sqlalchemy import text
 
     from scripts.db.target import resolve_url, session
 
-    with session(resolve_url(database_url, notice=lambda _: None)) as conn:
+    url = resolve_url(database_url, notice=lambda _: None)
+    with session(url) as conn, reading_state(url):
+        require_schema(conn, url)
         if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
             return None
         return conn.scalar(text("SELECT max(version_num) FROM alembic_version"))
+
+
+def pending_revisions(database_url: str | URL | None, target: str = "head") -> list[str]:
+    """The revisions an upgrade to ``target`` would apply, oldest first (a relative or unknown
+    target counts as pending: the caller errs on the side of doing its preparation)."""
+    from alembic.script.revision import RevisionError
+
+    script = script_directory()
+    current = current_revision(database_url)
+    try:
+        chain = list(script.iterate_revisions(target, current or "base"))
+    except (CommandError, RevisionError):
+        return [target]
+    return [rev.revision for rev in reversed(chain) if rev is not None and rev.revision != current]
 
 
 def migrate(

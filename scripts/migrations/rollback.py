@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
-from scripts.errors import AlpDbError, ConfigError, UnknownRevision
+from scripts.errors import ConfigError, UnknownRevision
 from scripts.migrations import history
 from scripts.migrations.api import current_revision, downgrade, script_directory
+from scripts.migrations.reversibility import IrreversibleRevision, refuse_irreversible
 
-
-class IrreversibleRevision(AlpDbError):
-    """A revision that cannot be undone: no downgrade, or one that only raises."""
+__all__ = ["IrreversibleRevision", "RollbackPlan", "plan_rollback", "rollback"]
 
 
 @dataclass(frozen=True)
@@ -25,35 +22,6 @@ class RollbackPlan:
     current: str | None
     target: str  # the revision left applied afterwards ('base' for none)
     revisions: list[tuple[str, str]]  # (revision, migration name), newest first
-
-
-def _is_effectively_empty(body: list[ast.stmt]) -> bool:
-    statements = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    return all(isinstance(s, ast.Pass) for s in statements)
-
-
-def _only_raises(body: list[ast.stmt]) -> bool:
-    statements = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    return bool(statements) and isinstance(statements[-1], ast.Raise) and len(statements) == 1
-
-
-def reversibility(path: str | Path) -> str | None:
-    """Why a revision cannot be rolled back, or None when it can.
-
-    An empty downgrade under a non-empty upgrade would "succeed" while leaving the upgrade's
-    changes behind — the worst kind of rollback — so it counts as no downgrade at all.
-    """
-    tree = ast.parse(Path(path).read_text())
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    down = functions.get("downgrade")
-    up = functions.get("upgrade")
-    if down is None:
-        return "it has no downgrade()"
-    if _only_raises(down.body):
-        return "its downgrade() raises (declared irreversible)"
-    if _is_effectively_empty(down.body) and up is not None and not _is_effectively_empty(up.body):
-        return "its downgrade() does nothing while its upgrade() changes the schema"
-    return None
 
 
 def plan_rollback(
@@ -77,17 +45,16 @@ def plan_rollback(
             )
         undo = chain[: ids.index(target_rev)]
     else:
+        if steps is not None and steps > len(chain):
+            raise ConfigError(
+                f"--steps {steps} is more than the {len(chain)} revision(s) applied (at {current})",
+                "give at most that many, or --to base to undo them all",
+            )
         undo = chain if to == "base" else chain[: steps or 1]
     if not undo:
         raise ConfigError(f"nothing to roll back: the database is already at {to}")
     target = chain[len(undo)].revision if len(undo) < len(chain) else "base"
-    for rev in undo:
-        reason = reversibility(rev.path)
-        if reason:
-            raise IrreversibleRevision(
-                f"revision {rev.revision} cannot be rolled back: {reason}",
-                "write its downgrade() first, or restore from a backup",
-            )
+    refuse_irreversible(undo)
     return RollbackPlan(
         current=current,
         target=target,

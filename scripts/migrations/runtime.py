@@ -29,10 +29,11 @@ from scripts.db import sqlstate
 from scripts.db.engine import connect, first_line, make_engine
 from scripts.db.target import resolve_url
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
-from scripts.migrations import history, revisions, sessions
+from scripts.migrations import history, replicas, revisions, sessions
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
 from scripts.migrations.lock_retries import LockRetries, StepHooks, heads_of
+from scripts.migrations.reversibility import refuse_irreversible, undo_plan
 from scripts.migrations.settings import RuntimeSettings
 from scripts.migrations.steps import Steps
 
@@ -142,6 +143,8 @@ def run_online(context: EnvironmentContext) -> None:
                 lock_conn = stack.enter_context(
                     connect(engine.execution_options(isolation_level="AUTOCOMMIT"))
                 )
+                replicas.refuse_standby(lock_conn, url)  # before anything is touched
+                sessions.require_schema(lock_conn, url)
                 stack.enter_context(
                     locking.advisory_lock(
                         lock_conn,
@@ -198,6 +201,15 @@ def _migrate(
         conn=None if shared else conn,
         lock_conn=lock_conn,
         history_ready=history_ready,
+        after_heavy=(
+            (
+                lambda revision: replicas.after_heavy_revision(
+                    lock_conn, revision, wait_seconds=settings.wait_for_replicas, notice=notice
+                )
+            )
+            if lock_conn is not None
+            else None
+        ),
     )
     context.configure(
         connection=conn,
@@ -211,6 +223,8 @@ def _migrate(
         return
     steps.heads = set(heads_of(conn, context.get_context(), commit=not shared))
     steps.direction = command.direction or direction_towards(context, steps.heads)
+    if steps.direction == "downgrade":  # refused before anything is undone, as rollback does
+        refuse_irreversible(undo_plan(context.script, steps.heads, destination(context)))
     # a connection handed in is in its owner's transaction: no commits, so no retries
     retries = LockRetries(settings, notice) if steps.direction and not shared else None
     steps.retries = retries
@@ -228,6 +242,7 @@ def _migrate(
                 context.run_migrations,
                 can_resume=lambda: not (steps.done and relative_destination(context)),
             )
+        steps.between_revisions()  # the last revision's standbys
         final = steps.heads if steps.done else set(context.get_context().get_current_heads())
         context.config.attributes["heads_after"] = tuple(sorted(final))
     except DBAPIError as exc:
@@ -237,6 +252,14 @@ def _migrate(
     except AlpDbError as exc:
         steps.record_failure(str(exc))
         raise
+
+
+def destination(context: EnvironmentContext) -> Any:
+    """The command's destination revision (public ``get_revision_argument``), if it has one."""
+    try:
+        return context.get_revision_argument()
+    except (KeyError, CommandError):
+        return ()
 
 
 def relative_destination(context: EnvironmentContext) -> bool:

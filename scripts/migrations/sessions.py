@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
-from scripts.errors import LockTimeout
+from scripts.errors import LockTimeout, PermissionDenied
 
 # application_name of the connection that runs revisions (pg_stat_activity); the lock
 # connection and every other command keep "alp-db"
@@ -68,3 +68,16 @@ def wait_for_earlier_migrations(
             notice(f"waiting for an earlier migration's backend (pid {pid}, {state}) to end")
             announced = True
         time.sleep(POLL_S)
+
+
+def require_schema(conn: Connection, url: URL) -> None:
+    """A role without USAGE on any schema of its search_path sees no alembic_version at all
+    (the lookup skips such schemas: "The Schema Search Path"), which would read as an empty
+    database. Say what is missing instead."""
+    if conn.scalar(text("SELECT current_schema()")) is None:
+        role = url.username or "<role>"
+        raise PermissionDenied(
+            f"role {role!r} may use no schema on its search_path (no USAGE on public):"
+            " the migration state cannot be read",
+            f"GRANT USAGE ON SCHEMA public TO {role} (and CREATE to migrate), or connect as the owner",
+        )

@@ -19,6 +19,8 @@ DEFAULT_MIGRATION_LOCK_WAIT_S = 300.0
 # a lock, later ones longer; the retries of one revision stop after the budget.
 DEFAULT_LOCK_RETRY_TIMEOUT = "100ms"
 DEFAULT_LOCK_RETRY_BUDGET_S = 60.0
+# After a revision that took ACCESS EXCLUSIVE, wait this long for standbys to replay it (0: report only)
+DEFAULT_WAIT_FOR_REPLICAS_S = 0.0
 
 # setting -> (environment variable, alembic -x key)
 SOURCES = {
@@ -27,6 +29,7 @@ SOURCES = {
     "migration_lock_wait": ("ALP_DB_MIGRATION_LOCK_WAIT", "migration_lock_wait"),
     "lock_retry_timeout": ("ALP_DB_LOCK_RETRY_TIMEOUT", "lock_retry_timeout"),
     "lock_retry_budget": ("ALP_DB_LOCK_RETRY_BUDGET", "lock_retry_budget"),
+    "wait_for_replicas": ("ALP_DB_WAIT_FOR_REPLICAS", "wait_for_replicas"),
 }
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
 
@@ -59,6 +62,7 @@ class RuntimeSettings:
     migration_lock_wait: float = DEFAULT_MIGRATION_LOCK_WAIT_S
     lock_retry_timeout: str = DEFAULT_LOCK_RETRY_TIMEOUT
     lock_retry_budget: float = DEFAULT_LOCK_RETRY_BUDGET_S
+    wait_for_replicas: float = DEFAULT_WAIT_FOR_REPLICAS_S
 
     @property
     def session_settings(self) -> dict[str, str]:
@@ -93,4 +97,5 @@ class RuntimeSettings:
                 "lock_retry_timeout", chosen.get("lock_retry_timeout", DEFAULT_LOCK_RETRY_TIMEOUT)
             ),
             lock_retry_budget=seconds("lock_retry_budget", DEFAULT_LOCK_RETRY_BUDGET_S),
+            wait_for_replicas=seconds("wait_for_replicas", DEFAULT_WAIT_FOR_REPLICAS_S),
         )

@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 
-from scripts.db.target import session
+from scripts.db.target import resolve_url, session
 from scripts.migrations import history
-from scripts.migrations.api import script_directory
+from scripts.migrations.api import reading_state, script_directory
+from scripts.migrations.sessions import require_schema
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class MigrationStatus:
 
 def migration_status(database_url: str | URL | None = None) -> MigrationStatus:
     script = script_directory()
-    with session(database_url) as conn:
+    url = resolve_url(database_url)
+    with session(url) as conn, reading_state(url):
+        require_schema(conn, url)
         has_version = conn.scalar(text("SELECT to_regclass('alembic_version')")) is not None
         current = (
             tuple(conn.scalars(text("SELECT version_num FROM alembic_version")).all()) if has_version else ()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 from alembic.runtime.migration import MigrationContext, MigrationInfo
@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError
 
 from scripts.migrations import history
 from scripts.migrations.lock_retries import LockRetries
+from scripts.migrations.replicas import took_access_exclusive
+from scripts.migrations.reversibility import refuse_irreversible
 
 
 def row_for(
@@ -64,7 +66,10 @@ class Steps:
         lock_conn: Connection | None = None,
         retries: LockRetries | None = None,
         history_ready: bool = True,
+        after_heavy: Callable[[str], object] | None = None,
     ) -> None:
+        self.after_heavy = after_heavy  # called between revisions after one took ACCESS EXCLUSIVE
+        self.heavy: str | None = None
         self.script = script
         self.direction = direction
         self.heads = set(heads)
@@ -82,8 +87,17 @@ class Steps:
     def elapsed_ms(self) -> int:
         return round((time.monotonic() - self.mark) * 1000)
 
+    def between_revisions(self) -> None:
+        """After a heavy revision committed: the standbys (scripts.migrations.replicas)."""
+        heavy, self.heavy = self.heavy, None
+        if heavy is not None and self.after_heavy is not None:
+            self.after_heavy(heavy)
+
     def on_start(self) -> None:
+        self.between_revisions()
         script = running_revision(self.script, self.heads, self.direction)
+        if script is not None and self.direction == "downgrade":
+            refuse_irreversible([script])  # where the plan could not be told up front
         if self.conn is not None and self.retries is not None:
             self.retries.on_step_start(self.conn, script)
         if script is not None and (self.current is None or script.revision != self.current.revision):
@@ -110,6 +124,8 @@ class Steps:
             self.history_ready = True
         direction = "upgrade" if step.is_upgrade else "downgrade"
         row = row_for(script, direction, success=True, duration_ms=None if ctx.as_sql else self.elapsed_ms())
+        if self.after_heavy is not None and not ctx.as_sql and took_access_exclusive(ctx.connection):  # type: ignore[arg-type]
+            self.heavy = script.revision
         ours = self.running_id is not None and self.current is not None
         if ours and self.current.revision == script.revision:  # type: ignore[union-attr]
             ctx.execute(row.replace(self.running_id))  # type: ignore[arg-type]
