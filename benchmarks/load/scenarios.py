@@ -70,8 +70,8 @@ def downgrade() -> None:
     op.drop_column("users", "load_x")
 '''
 
-# The long transaction of the blocked-DDL case: ACCESS SHARE on users, held this long
-# (longer than the runtime's default 5 s lock_timeout).
+# The long transaction of the blocked-DDL case: ACCESS SHARE on users, held this long after
+# the migrator connects (longer than the runtime's default 5 s lock_timeout).
 BLOCKER_HOLD_S = 8.0
 
 
@@ -138,7 +138,7 @@ def scenarios(size: str) -> list[Scenario]:
         ),
         Scenario(
             "blocked_ddl",
-            f"revision: ALTER TABLE users ADD COLUMN, a transaction holding users {BLOCKER_HOLD_S:g} s",
+            f"revision: ALTER TABLE users ADD COLUMN behind a transaction holding users {BLOCKER_HOLD_S:g} s",
             ["migrate"], budget_s=60, target_ms=500, target="no client waits > ~500 ms at a time",
             revision=COLUMN_REVISION, blocker_s=BLOCKER_HOLD_S,
         ),
