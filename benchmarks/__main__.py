@@ -24,6 +24,7 @@ MODULES = [
     "bench_validate_migrations",
     "bench_backfill",
     "bench_partitions",
+    "bench_attempts_write",
     "bench_seed",
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"

@@ -10,6 +10,11 @@ vacuumed, analysed and checkpointed (untimed), so every run starts from the same
   how long a batch holds its row locks.
 - single UPDATE: one statement, one transaction: the ceiling on throughput, holding every
   row lock until the end.
+- with a streaming hot standby attached (benchmarks/standby.py, its own primary): ours as it
+  runs by default (adaptive batch size, pausing on replica lag), against the same backfill
+  at a fixed batch size with no health checks; throughput ratio, and the largest replay lag
+  of the standby (bytes and seconds) sampled every 50 ms from pg_stat_replication during
+  each run. Before each run the table is reloaded and the standby has replayed the reload.
 - the guide's loop, as written (``WHERE id IN (SELECT id ... WHERE difficulty < 2.0 LIMIT
   1000)``, ``pg_sleep(0.1)``, all in one transaction): it never finishes (negative values keep
   matching), so it is capped at ``GUIDE_ITERATIONS`` iterations and rolled back; its figure
@@ -18,14 +23,18 @@ vacuumed, analysed and checkpointed (untimed), so every run starts from the same
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave
+from benchmarks.standby import StandbyPair, standby_pair
 from scripts import backfill
+from scripts.backfill.health import HealthLimits
 from scripts.db.engine import make_engine
 
 ROWS = 1_000_000
@@ -39,6 +48,11 @@ GUIDE_PAUSE_S = 0.1
 GUIDE_ITERATIONS = 30
 TARGET_RATIO = 0.85
 TARGET_BATCH_MS = 150.0
+REPLICA_ROWS = 1_000_000
+QUICK_REPLICA_ROWS = 200_000
+REPLICA_RUNS = 2  # each run reloads 1M rows and lets the standby replay them: minutes, not seconds
+TARGET_REPLICA_RATIO = 0.8
+SAMPLE_S = 0.05
 
 GUIDE_UPDATE = text(
     "UPDATE bench_backfill SET difficulty = difficulty * 1.1"
@@ -76,7 +90,115 @@ def _reset(engine: Engine) -> int:
         return int(conn.scalar(text("SELECT count(*) FROM bench_backfill WHERE difficulty < 2.0")) or 0)
 
 
+@dataclass
+class _LagSampler:
+    """The largest replay lag of any standby while it runs (a thread polling the primary)."""
+
+    engine: Engine
+    max_bytes: int = 0
+    max_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        query = text(
+            "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0),"
+            " coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication"
+        )
+        with self.engine.connect() as conn:
+            while not self._stop.is_set():
+                lag_bytes, lag_s = conn.execute(query).one()
+                conn.rollback()
+                self.max_bytes = max(self.max_bytes, int(lag_bytes))
+                self.max_s = max(self.max_s, float(lag_s))
+                self._stop.wait(SAMPLE_S)
+
+    def __enter__(self) -> _LagSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _replica_results(ctx: BenchContext) -> list[BenchResult]:
+    rows = QUICK_REPLICA_ROWS if ctx.quick else REPLICA_ROWS
+    with standby_pair(database="bench_replica") as pair:
+        return _measure_with_standby(pair, rows)
+
+
+def _measure_with_standby(pair: StandbyPair, rows: int) -> list[BenchResult]:
+    url = pair.primary_url
+    engine = make_engine(url)
+    lag_bytes: dict[str, list[int]] = {"ours": [], "fixed": []}
+    lag_s: dict[str, list[float]] = {"ours": [], "fixed": []}
+    pauses: list[int] = []
+    sizes: list[int] = []
+    limits = HealthLimits()
+    fixed = backfill.BatchOptions(batch_size=backfill.DEFAULT_BATCH_SIZE, health=HealthLimits(enabled=False))
+
+    def measured(label: str, options: backfill.BatchOptions) -> float:
+        matching = _reset(engine)
+        pair.wait_for_replay()  # the standby starts each run caught up
+        with _LagSampler(engine) as sampler:
+            started = time.perf_counter()
+            result = backfill.batch_update(
+                url, table=TABLE, set_=SET, where=WHERE, name=uuid.uuid4().hex, options=options
+            )
+            elapsed = time.perf_counter() - started
+        assert result.outcome == "finished" and result.rows_updated == matching
+        lag_bytes[label].append(sampler.max_bytes)
+        lag_s[label].append(sampler.max_s)
+        if label == "ours":
+            pauses.append(result.pauses)
+            sizes.append(result.last_batch_size)
+        return matching / elapsed
+
+    try:
+        _create(engine, rows)
+        ours, baseline = interleave(
+            lambda: measured("ours", backfill.BatchOptions()),
+            lambda: measured("fixed", fixed),
+            runs=REPLICA_RUNS,
+            warmup=0,
+        )
+    finally:
+        engine.dispose()
+    ratio = Stats.of(ours).median / Stats.of(baseline).median
+    worst_bytes, worst_s = max(lag_bytes["ours"]), max(lag_s["ours"])
+    within = worst_bytes <= limits.max_replay_lag_bytes and worst_s <= limits.max_replay_lag_s
+    return [
+        BenchResult(
+            name=f"batch-update with a streaming standby, {rows} rows, adaptive + lag-aware",
+            unit="rows/s",
+            ours=Stats.of(ours),
+            baseline=Stats.of(baseline),
+            baseline_name=f"fixed batch size {backfill.DEFAULT_BATCH_SIZE}, no health checks",
+            ratio=round(ratio, 3),
+            target=f">= {TARGET_REPLICA_RATIO}x fixed, standby lag under the limits throughout",
+            holds=ratio >= TARGET_REPLICA_RATIO and within,
+            extra={
+                "max_replay_lag_mb_ours": round(worst_bytes / 1024**2, 2),
+                "max_replay_lag_s_ours": round(worst_s, 3),
+                "max_replay_lag_mb_fixed": round(max(lag_bytes["fixed"]) / 1024**2, 2),
+                "max_replay_lag_s_fixed": round(max(lag_s["fixed"]), 3),
+                "lag_limits_mb_s": [limits.max_replay_lag_bytes / 1024**2, limits.max_replay_lag_s],
+                "pauses_ours": max(pauses),
+                "adaptive_last_batch_size": sizes,
+                "runs_each": REPLICA_RUNS,
+            },
+        )
+    ]
+
+
 def run(ctx: BenchContext) -> list[BenchResult]:
+    return [*_single_server_results(ctx), *_replica_results(ctx)]
+
+
+def _single_server_results(ctx: BenchContext) -> list[BenchResult]:
     rows = QUICK_ROWS if ctx.quick else ROWS
     url = ctx.fresh_database("bench_backfill")
     engine = make_engine(url)

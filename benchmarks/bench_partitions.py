@@ -8,8 +8,9 @@ it carries everything ``attempts`` carries, minus the partitioning:
 - the same four secondary indexes (also from LIKE: user_id/attempted_at DESC,
   item_id/attempted_at, session_id, BRIN on attempted_at);
 - the same three foreign keys (users, items, learning_sessions; from pg_get_constraintdef);
-- the same two row triggers (append-only, active item required; from pg_get_triggerdef),
-  so every copied row runs the active-item lookup and three FK checks on both sides.
+- the same two triggers that fire on the partitions (append-only, active item required; from
+  pg_get_triggerdef), so every copied batch runs the active-item check and every row three FK
+  checks on both sides.
 
 Both receive the very same CSV (ids included), ``ROWS`` attempts spread over 2025 and 2026
 (two yearly partitions), in two orders: by time (an export or a replay) and shuffled (the
@@ -54,7 +55,7 @@ TWIN = "attempts_twin"
 TARGET_RATIO = 0.9
 SPAN_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 SPAN = timedelta(days=730)  # 2025 and 2026: two yearly partitions
-TWIN_DESCRIPTION = "unpartitioned twin (same columns, PK, 2 CHECKs, 3 FKs, 4 indexes, 2 row triggers)"
+TWIN_DESCRIPTION = "unpartitioned twin (same columns, PK, 2 CHECKs, 3 FKs, 4 indexes, 2 triggers)"
 COLUMNS = ("id", "attempted_at", "user_id", "item_id", "is_correct", "score", "response_time_ms", "answer")
 _TRIGGER_TARGET = re.compile(r"\bON (?:public\.)?attempts\b")
 
@@ -73,8 +74,12 @@ def _build_twin(engine: Engine) -> None:
             conn.execute(text(f"ALTER TABLE {twin} ADD CONSTRAINT {prep.quote(name)} {definition}"))
         for (definition,) in conn.execute(
             text(
-                "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
-                " WHERE tgrelid = 'attempts'::regclass AND NOT tgisinternal ORDER BY tgname"
+                # the triggers that fire on the partitions: not those whose clones are all
+                # disabled (a per-row check replaced by a per-statement one, revision 0005)
+                "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t"
+                " WHERE t.tgrelid = 'attempts'::regclass AND NOT t.tgisinternal AND NOT EXISTS"
+                " (SELECT 1 FROM pg_trigger c WHERE c.tgparentid = t.oid AND c.tgenabled = 'D')"
+                " ORDER BY t.tgname"
             )
         ):
             # the catalog's own definition, pointed at the twin

@@ -112,3 +112,7 @@ class CannotCheck(AlpDbError):
 
 class CannotNormalise(CannotCheck):
     """The server refused to build one of the models' expressions (validate-schema)."""
+
+
+class PlanFailed(AlpDbError):
+    """``migration plan`` could not build or use its scratch copy; the target is unchanged."""

@@ -241,3 +241,6 @@ def row_locker(engine: Engine) -> Iterator[Callable[[str], Connection]]:
     for conn in held:
         conn.rollback()
         conn.close()
+
+
+from tests.standby import standby_pair  # noqa: E402, F401  (the fixture, for every test module)

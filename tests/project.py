@@ -34,3 +34,25 @@ class ProjectCopy:
             f"def downgrade() -> None:\n{body_down}\n"
         )
         return path
+
+
+def shipped_revisions() -> list[str]:
+    """The repository's revision ids from base to head, whatever the head is today."""
+    from scripts.checks.files import find_heads, scan_versions
+
+    revisions, _ = scan_versions(REPO_ROOT / "alembic" / "versions")
+    downs = {r.revision: r.down_revisions for r in revisions if r.revision}
+    (rev,) = find_heads(revisions)
+    chain = [rev]
+    while downs[chain[-1]]:
+        (down,) = downs[chain[-1]]
+        chain.append(down)
+    return chain[::-1]
+
+
+SHIPPED = shipped_revisions()
+HEAD = SHIPPED[-1]  # tests say HEAD, never a number, so that a new revision breaks none of them
+NEXT = f"{int(HEAD) + 1:04d}"  # the id a test's extra revision takes
+SHIPPED_NAMES = {
+    path.name.split("_", 1)[0]: path.stem for path in (REPO_ROOT / "alembic" / "versions").glob("[0-9]*_*.py")
+}  # revision id -> migration name (the file stem)

@@ -24,7 +24,7 @@ from scripts.errors import DataMigrationError, LockTimeout
 from scripts.migrations import api as migrations
 from tests.conftest import PgServer, unique_name
 from tests.polling import wait_until
-from tests.project import REPO_ROOT
+from tests.project import HEAD, NEXT, REPO_ROOT
 
 GUIDE_SET = "difficulty = difficulty * 1.1"
 GUIDE_WHERE = "difficulty < 2.0"
@@ -247,6 +247,9 @@ class RecordingReporter:
         self.retries.append(message)
         self.retried.set()
 
+    def pause(self, message: str) -> None:
+        pass
+
     def finish(self, summary: str) -> None:
         pass
 
@@ -441,24 +444,24 @@ def test_offline_loop_resumes_a_run_started_online(db_url, engine, pg_server, tm
     assert difficulties(engine) == guide_change(before)
 
 
-REVISION_0005 = '''"""Scale item difficulty below 2.0 by 1.1 (batched data migration).
+REVISION_NEXT = f'''"""Scale item difficulty below 2.0 by 1.1 (batched data migration).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: {NEXT}
+Revises: {HEAD}
 """
 
 from alembic import op
 from scripts import backfill
 
-revision = "0005"
-down_revision = "0004"
+revision = "{NEXT}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
-NAME = "0005_scale_difficulty"
+NAME = "{NEXT}_scale_difficulty"
 
 
 def upgrade() -> None:
-    op.execute("COMMENT ON TABLE items IS 'difficulty scaled in 0005'")
+    op.execute("COMMENT ON TABLE items IS 'difficulty scaled in {NEXT}'")
     backfill.batch_update_in_revision(
         op, table="items", set_="difficulty = difficulty * 1.1", where="difficulty < 2.0",
         name=NAME, batch_size=50,
@@ -469,34 +472,38 @@ def downgrade() -> None:
     backfill.forget_in_revision(op, NAME)
     op.execute("COMMENT ON TABLE items IS NULL")
 '''
+CHECKPOINT_NAME = f"{NEXT}_scale_difficulty"
 
 
 @pytest.fixture
-def project_with_revision_0005(tmp_path, monkeypatch) -> Path:
+def project_with_revision_next(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "project"
     home.mkdir()
     shutil.copy(REPO_ROOT / "alembic.ini", home / "alembic.ini")
     shutil.copytree(REPO_ROOT / "alembic", home / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-    (home / "alembic" / "versions" / "0005_scale_difficulty.py").write_text(REVISION_0005)
+    (home / "alembic" / "versions" / f"{CHECKPOINT_NAME}.py").write_text(REVISION_NEXT)
     monkeypatch.setenv("ALP_DB_HOME", str(home))
     return home
 
 
-def test_revision_runs_the_helper_outside_its_transaction(db_url, engine, project_with_revision_0005):
+def test_revision_runs_the_helper_outside_its_transaction(db_url, engine, project_with_revision_next):
     before = seed_items(engine)
-    migrations.upgrade(db_url, "0005")
+    migrations.upgrade(db_url, NEXT)
     assert difficulties(engine) == guide_change(before)
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
-        assert conn.scalar(text("SELECT success FROM migration_history WHERE revision = '0005'")) is True
-    cp = checkpoint(engine, "0005_scale_difficulty")
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == NEXT
+        assert (
+            conn.scalar(text("SELECT success FROM migration_history WHERE revision = :r"), {"r": NEXT})
+            is True
+        )
+    cp = checkpoint(engine, CHECKPOINT_NAME)
     assert cp is not None and cp["finished_at"] is not None
-    migrations.downgrade(db_url, "0004")
-    assert checkpoint(engine, "0005_scale_difficulty") is None
+    migrations.downgrade(db_url, HEAD)
+    assert checkpoint(engine, CHECKPOINT_NAME) is None
 
 
 def test_revision_offline_sql_runs_in_psql(
-    pg_server: PgServer, template_db, project_with_revision_0005, tmp_path
+    pg_server: PgServer, template_db, project_with_revision_next, tmp_path
 ):
     name = unique_name("alp_offline")
     url = pg_server.create_database(name, template=template_db)
@@ -505,13 +512,13 @@ def test_revision_offline_sql_runs_in_psql(
         before = seed_items(eng)
         script = tmp_path / "upgrade.sql"
         with script.open("w") as out:
-            migrations.upgrade(None, "0004:0005", sql=True, output=out)
+            migrations.upgrade(None, f"{HEAD}:{NEXT}", sql=True, output=out)
         assert "COMMIT;\n\nCREATE TABLE IF NOT EXISTS data_migration_checkpoints" in script.read_text()
         result = pg_server.psql(url, "-v", "ON_ERROR_STOP=1", "-f", str(script))
         assert result.returncode == 0, result.stderr
         assert difficulties(eng) == guide_change(before)
         with eng.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == NEXT
     finally:
         eng.dispose()
         pg_server.drop_database(name)

@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy.dialects import postgresql
 
 from scripts.backfill.expressions import parse_set, parse_where
+from scripts.backfill.health import HealthLimits, Signals, reasons
+from scripts.backfill.pacing import BatchSizer
 from scripts.backfill.plan import BatchOptions, Plan, default_name, parse_key, split_table
 from scripts.backfill.sql import Statements, key_params
 from scripts.errors import ConfigError, DataMigrationError
@@ -167,3 +169,62 @@ def test_set_and_where_refusals_say_why(label, expr, message):
 def test_where_keeps_comments_and_nested_parentheses():
     assert parse_where(" (a OR (b AND c)) -- why\n") == "(a OR (b AND c)) -- why"
     assert parse_where(None) is None
+
+
+def test_batch_sizer_moves_toward_the_target_in_bounded_steps():
+    sizer = BatchSizer(size=400, adaptive=True, target_s=0.1, min_size=10, max_size=1000)
+    cost_per_row = 0.001  # the right size is 100
+    sizes = [sizer.observe(sizer.size * cost_per_row, sizer.size) for _ in range(8)]
+    assert sizes[0] == 200  # at most halved in one step
+    assert 90 <= sizes[-1] <= 110
+    grow = BatchSizer(size=10, adaptive=True, target_s=0.1, min_size=10, max_size=1000)
+    assert grow.observe(0.001, 10) == 15  # at most +50% in one step
+
+
+def test_batch_sizer_keeps_a_fixed_size_and_learns_nothing_from_a_short_last_batch():
+    fixed = BatchSizer(size=50, adaptive=False, target_s=0.1, min_size=10, max_size=1000)
+    assert fixed.observe(10.0, 50) == 50
+    adaptive = BatchSizer(size=500, adaptive=True, target_s=0.1, min_size=10, max_size=1000)
+    assert adaptive.observe(10.0, 7) == 500
+    assert adaptive.observe(0.105, 500) == 500  # within 10% of the target
+
+
+def test_health_reasons_name_each_signal_over_its_limit():
+    limits = HealthLimits(max_replay_lag_s=10, max_replay_lag_bytes=1024**2, max_slot_wal_bytes=2 * 1024**2)
+    calm = Signals(replay_lag_s=1.0, standby="s1", replay_lag_bytes=10, slot_wal_bytes=10, autovacuums=0)
+    assert reasons(calm, limits, "items") == []
+    assert reasons(None, limits, "items") == []  # a server in recovery has nothing to check
+    busy = Signals(
+        replay_lag_s=12.5,
+        standby="s1",
+        replay_lag_bytes=3 * 1024**2,
+        slot_wal_bytes=3 * 1024**2,
+        autovacuums=1,
+        wraparound_autovacuums=1,
+    )
+    assert reasons(busy, limits, "items") == [
+        "standby 's1' is 3.0 MB of WAL behind (limit 1.0 MB)",
+        "standby 's1' replays 12.5s behind (limit 10s)",
+        "replication slots retain 3.0 MB of WAL (limit 2.0 MB)",
+        "an anti-wraparound autovacuum is working on items",
+    ]
+    assert reasons(busy, HealthLimits(enabled=False), "items") == []
+    ordinary = Signals(
+        replay_lag_s=None, standby=None, replay_lag_bytes=None, slot_wal_bytes=None, autovacuums=1
+    )
+    assert reasons(ordinary, limits, "items") == []  # the default pauses for anti-wraparound only
+    assert reasons(ordinary, HealthLimits(pause_on_autovacuum="any"), "items") == [
+        "autovacuum is working on items"
+    ]
+    unknown = Signals(
+        replay_lag_s=None, standby=None, replay_lag_bytes=None, slot_wal_bytes=None, autovacuums=0
+    )
+    assert reasons(unknown, limits, "items") == []
+
+
+def test_batch_options_adapt_unless_a_size_is_given():
+    assert BatchOptions().adaptive and BatchOptions().first_batch_size == 5000
+    assert BatchOptions(max_batch_size=400).first_batch_size == 400
+    assert not BatchOptions(batch_size=7).adaptive and BatchOptions(batch_size=7).first_batch_size == 7
+    with pytest.raises(ConfigError, match=r"batch size bounds 10\.\.5"):
+        BatchOptions(min_batch_size=10, max_batch_size=5)

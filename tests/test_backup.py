@@ -17,13 +17,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy_utils import create_database
 
 from scripts.cli import main
-from scripts.db.clients import archive_version
+from scripts.db.clients import archive_version, build_command
 from scripts.db.devdb import Cluster
 from scripts.db.engine import make_engine
 from scripts.db.urls import DRIVER
 from scripts.errors import BackupFailed, LoginRefused
 from scripts.migrations import api as migrations
-from scripts.ops.backup import build_command, choose_clients, create_backup, server_version_of
+from scripts.ops.backup import choose_clients, create_backup, server_version_of
 from tests.conftest import PgServer, free_port
 from tests.factories import add_attempts, make_item, make_user
 

@@ -17,6 +17,7 @@ from scripts.migrations.revisions import generate_revision, validate_name
 from scripts.migrations.rollback import IrreversibleRevision, plan_rollback, rollback
 from scripts.migrations.status import migration_status
 from scripts.ops.connection_check import check_connection
+from tests.project import HEAD, NEXT, SHIPPED, SHIPPED_NAMES
 
 USER_PREFERENCES_UPGRADE = """
     op.create_table(
@@ -86,23 +87,24 @@ def test_generate_rejects_empty_malformed_and_vague_names_with_a_hint(name: str,
 
 def test_guide_user_preferences_example_round_trips_generate_upgrade_rollback(project, db_url: URL):
     path = generate_revision("add_user_preferences_table")
-    assert path.name == "0005_add_user_preferences_table.py"
+    assert path.name == f"{NEXT}_add_user_preferences_table.py"
     source = path.read_text()
     assert "def upgrade() -> None:" in source and "def downgrade() -> None:" in source
-    assert "down_revision: str | Sequence[str] | None = '0004'" in source
+    assert f"down_revision: str | Sequence[str] | None = '{HEAD}'" in source
     fill_revision(path, USER_PREFERENCES_UPGRADE, USER_PREFERENCES_DOWNGRADE)
 
     result = migrations.migrate(db_url)
-    assert result.applied == ["0005"] and table_exists(db_url, "user_preferences")
+    assert result.applied == [NEXT] and table_exists(db_url, "user_preferences")
 
     plan = plan_rollback(db_url)
-    assert plan.revisions == [("0005", "0005_add_user_preferences_table")] and plan.target == "0004"
+    assert plan.revisions == [(NEXT, f"{NEXT}_add_user_preferences_table")] and plan.target == HEAD
     rollback(plan, db_url)
     assert not table_exists(db_url, "user_preferences")
     engine = make_engine(db_url)
     with engine.connect() as conn:
         events = conn.execute(
-            text("SELECT direction, success FROM migration_history WHERE revision = '0005' ORDER BY id")
+            text("SELECT direction, success FROM migration_history WHERE revision = :r ORDER BY id"),
+            {"r": NEXT},
         ).all()
     engine.dispose()
     assert [tuple(e) for e in events] == [("upgrade", True), ("downgrade", True)]
@@ -117,29 +119,30 @@ def test_generate_autogenerate_right_after_head_writes_an_empty_revision(project
 
 def test_rollback_refuses_a_revision_without_a_downgrade_and_changes_nothing(project, db_url: URL):
     project.add_revision(
-        "0005", "add_items_origin_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
+        NEXT, "add_items_origin_column", HEAD, 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
     )
     migrations.upgrade(db_url)
-    with pytest.raises(IrreversibleRevision, match="0005 cannot be rolled back"):
+    with pytest.raises(IrreversibleRevision, match=f"{NEXT} cannot be rolled back"):
         plan_rollback(db_url)
-    assert migrations.current_revision(db_url) == "0005"
+    assert migrations.current_revision(db_url) == NEXT
 
 
 def test_rollback_steps_and_to_undo_the_right_revisions(db_url: URL):
-    assert [rev for rev, _ in plan_rollback(db_url, steps=2).revisions] == ["0004", "0003"]
-    plan = plan_rollback(db_url, to="0002")
-    assert [rev for rev, _ in plan.revisions] == ["0004", "0003"] and plan.target == "0002"
+    last_two = [SHIPPED[-1], SHIPPED[-2]]
+    assert [rev for rev, _ in plan_rollback(db_url, steps=2).revisions] == last_two
+    plan = plan_rollback(db_url, to=SHIPPED[-3])
+    assert [rev for rev, _ in plan.revisions] == last_two and plan.target == SHIPPED[-3]
     rollback(plan, db_url)
-    assert migrations.current_revision(db_url) == "0002"
+    assert migrations.current_revision(db_url) == SHIPPED[-3]
 
 
 def test_status_lists_every_revision_with_when_how_long_who_and_checksum(project, db_url: URL):
     project.add_revision(
-        "0005", "add_items_origin_column", "0004", 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
+        NEXT, "add_items_origin_column", HEAD, 'op.execute("ALTER TABLE items ADD COLUMN origin text")'
     )
     report = migration_status(db_url)
-    assert [r.revision for r in report.revisions] == ["0001", "0002", "0003", "0004", "0005"]
-    assert report.pending == ["0005"]
+    assert [r.revision for r in report.revisions] == [*SHIPPED, NEXT]
+    assert report.pending == [NEXT]
     applied = report.revisions[0]
     assert applied.applied and applied.applied_at is not None and applied.duration_ms is not None
     assert applied.applied_by and applied.checksum_ok is True
@@ -153,13 +156,13 @@ def test_status_lists_every_revision_with_when_how_long_who_and_checksum(project
     data = json.loads(result.stdout)
     by_rev = {r["revision"]: r for r in data["revisions"]}
     assert by_rev["0002"]["checksum_ok"] is False and by_rev["0001"]["checksum_ok"] is True
-    assert data["current"] == ["0004"]
+    assert data["current"] == [HEAD]
 
 
 def test_test_connection_reports_version_latency_revision_and_privileges(db_url: URL):
     report = check_connection(db_url)
     assert report.server_version[:2].isdigit() and report.latency_ms >= 0
-    assert report.current_revision == "0004" and report.can_migrate and report.missing == []
+    assert report.current_revision == HEAD and report.can_migrate and report.missing == []
     result = CliRunner().invoke(main, ["test-connection", "--database-url", db_url.render_as_string(False)])
     assert result.exit_code == 0 and "can migrate: yes" in result.stdout
 
@@ -184,9 +187,9 @@ def test_migrate_cli_applies_then_says_nothing_to_do(empty_db_url: URL):
     url = empty_db_url.render_as_string(False)
     first = CliRunner().invoke(main, ["migrate", "--database-url", url])
     assert first.exit_code == 0, first.output
-    assert "applied 4 revision(s): 0001, 0002, 0003, 0004; now at 0004" in first.stdout
+    assert f"applied {len(SHIPPED)} revision(s): {', '.join(SHIPPED)}; now at {HEAD}" in first.stdout
     second = CliRunner().invoke(main, ["migrate", "--database-url", url])
-    assert "nothing to do: database already at 0004" in second.stdout
+    assert f"nothing to do: database already at {HEAD}" in second.stdout
 
 
 def test_migrate_sql_prints_offline_sql_without_a_database(monkeypatch):
@@ -204,16 +207,20 @@ def test_migrate_backup_dumps_before_migrating(project, empty_db_url: URL):
     assert result.exit_code == 0, result.output
     dumps = list((project.root / "backups").glob(f"{empty_db_url.database}_*.dump"))
     assert len(dumps) == 1 and (dumps[0].stat().st_mode & 0o777) == 0o600
-    assert "backup written" in result.stderr and "now at 0004" in result.stdout
+    assert "backup written" in result.stderr and f"now at {HEAD}" in result.stdout
+    assert " kB)" in result.stderr and "bytes" not in result.stderr  # sizes: one way everywhere
 
 
 def test_rollback_without_a_terminal_needs_yes(db_url: URL):
     url = db_url.render_as_string(False)
     refused = CliRunner().invoke(main, ["migration", "rollback", "--database-url", url])
     assert refused.exit_code == 2 and "pass --yes" in refused.stderr
-    assert migrations.current_revision(db_url) == "0004"
+    assert migrations.current_revision(db_url) == HEAD
     done = CliRunner().invoke(main, ["migration", "rollback", "--yes", "--database-url", url])
-    assert done.exit_code == 0 and "rolled back 0004 (0004_create_views); now at 0003" in done.stdout
+    assert (
+        done.exit_code == 0
+        and f"rolled back {HEAD} ({SHIPPED_NAMES[HEAD]}); now at {SHIPPED[-2]}" in done.stdout
+    )
 
 
 def test_plain_alembic_autogenerate_gets_the_next_four_digit_id(project, db_url: URL):
@@ -222,8 +229,8 @@ def test_plain_alembic_autogenerate_gets_the_next_four_digit_id(project, db_url:
     config = migrations.alembic_config(db_url)
     script = command.revision(config, message="check models against database", autogenerate=True)
     assert script is not None and not isinstance(script, list)
-    assert script.revision == "0005"
-    assert script.path.endswith("0005_check_models_against_database.py")
+    assert script.revision == NEXT
+    assert script.path.endswith(f"{NEXT}_check_models_against_database.py")
 
 
 def test_plain_alembic_autogenerate_refuses_a_vague_name(project, db_url: URL):
@@ -234,3 +241,79 @@ def test_plain_alembic_autogenerate_refuses_a_vague_name(project, db_url: URL):
     with pytest.raises(CommandError, match="does not say what the migration does"):
         command.revision(config, message="fix bug", autogenerate=True)
     assert not list(project.versions.glob("*fix_bug*"))
+
+
+@pytest.fixture
+def connect_only_url(db_url: URL, make_role) -> URL:  # type: ignore[no-untyped-def]
+    """db_url (at head) as a role that may only CONNECT: no USAGE on public, no TEMPORARY."""
+    role = make_role("alp_connect_only", db_url)
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+        database = conn.dialect.identifier_preparer.quote(str(db_url.database))
+        conn.exec_driver_sql(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
+    engine.dispose()
+    return db_url.set(username=role)
+
+
+def test_test_connection_of_a_connect_only_role_does_not_call_the_database_empty(connect_only_url: URL):
+    report = check_connection(connect_only_url)
+    assert report.current_revision is None and not report.revision_readable
+    assert report.missing[:3] == [
+        "USAGE on schema public",
+        "CREATE on schema public",
+        "TEMPORARY on the database",
+    ]
+    result = CliRunner().invoke(
+        main, ["test-connection", "--database-url", connect_only_url.render_as_string(False)]
+    )
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert "revision:   unknown (this role may not read alembic_version)" in result.stdout
+    assert "empty database" not in result.stdout and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "fragment"),
+    [("health", "permission denied for schema public"), ("backup", "permission denied")],
+)
+def test_a_connect_only_role_gets_one_line_from(command: str, fragment: str, connect_only_url: URL, tmp_path):
+    args = [command, "--database-url", connect_only_url.render_as_string(False)]
+    if command == "backup":
+        args += ["--output", str(tmp_path / "denied.dump")]
+    result = CliRunner().invoke(main, args)
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("alp-db: error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_test_migrations_uses_database_url_and_offers_the_replace_it_has(db_url: URL):
+    env = {"DATABASE_URL": db_url.render_as_string(False)}
+    first = CliRunner().invoke(main, ["test-migrations", "--format", "json"], env=env)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["throwaway"] is False and db_url.database in report["database"]
+
+    again = CliRunner().invoke(main, ["test-migrations", "--format", "json"], env=env)
+    assert again.exit_code == 1
+    seed_step = next(s for s in json.loads(again.stdout)["steps"] if s["name"] == "seed data")
+    assert seed_step["status"] == "fail" and "--replace" in seed_step["detail"]
+
+    replaced = CliRunner().invoke(main, ["test-migrations", "--replace", "--format", "json"], env=env)
+    assert replaced.exit_code == 0, replaced.output
+    assert "--replace" in CliRunner().invoke(main, ["test-migrations", "--help"]).stdout
+
+
+def test_dev_db_destroy_without_a_terminal_needs_yes(tmp_path, monkeypatch):
+    home = tmp_path / ".pgdata"
+    (home / "data").mkdir(parents=True)
+    monkeypatch.setenv("ALP_DB_DEV_DIR", str(home))
+    refused = CliRunner().invoke(main, ["dev-db", "destroy"], input=None)
+    assert refused.exit_code == 2 and "pass --yes" in refused.stderr
+    assert (home / "data").is_dir()
+
+
+def test_dev_db_status_of_a_database_never_made_exits_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALP_DB_DEV_DIR", str(tmp_path / ".pgdata"))
+    result = CliRunner().invoke(main, ["dev-db", "status"])
+    assert result.exit_code == 1 and result.stdout.startswith("not initialised")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scripts.db.devdb import Cluster
-from tests.project import REPO_ROOT
+from tests.project import HEAD, REPO_ROOT
 
 SYSTEM_PG15 = Path("/usr/lib/postgresql/15/bin")
 
@@ -41,10 +41,10 @@ def test_migrate_without_database_url_starts_and_uses_the_local_database(dev_env
     first = run(sys.executable, "-m", "scripts", "migrate", env=env)
     assert first.returncode == 0, first.stderr
     assert "started the local development database" in first.stderr
-    assert "now at 0004" in first.stdout
+    assert f"now at {HEAD}" in first.stdout
     # plain alembic uses the same database, still running
     current = run(sys.executable, "-m", "alembic", "current", env=env)
-    assert current.returncode == 0 and "0004 (head)" in current.stdout
+    assert current.returncode == 0 and f"{HEAD} (head)" in current.stdout
     assert "using the local development database" in current.stderr
 
     status = run(sys.executable, "-m", "scripts", "dev-db", "status", env=env)
@@ -103,4 +103,4 @@ def test_dev_db_start_with_bindir_uses_other_server_binaries(dev_env):
     assert "PostgreSQL 15" in started.stdout
     migrated = run(sys.executable, "-m", "scripts", "migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    assert "now at 0004" in migrated.stdout
+    assert f"now at {HEAD}" in migrated.stdout

@@ -13,8 +13,9 @@ from sqlalchemy.engine import URL
 
 from scripts.cli import main
 from scripts.db.engine import make_engine
+from scripts.db.sqlstate import privilege_hint
 from scripts.db.urls import parse_url
-from tests.project import REPO_ROOT, ProjectCopy
+from tests.project import HEAD, NEXT, REPO_ROOT, ProjectCopy
 
 SECRET = "s3cr@t#pa%ss!"
 
@@ -86,7 +87,7 @@ def test_guide_style_url_with_special_characters_in_the_password_migrates(passwo
     assert migrated.returncode == 0, migrated.stderr
     result = run_cli("test-connection", database_url=raw_url)
     assert result.returncode == 0, result.stdout
-    assert f"as {role}" in result.stdout and "revision:   0004" in result.stdout
+    assert f"as {role}" in result.stdout and f"revision:   {HEAD}" in result.stdout
     assert SECRET not in result.stdout + result.stderr + migrated.stdout + migrated.stderr
 
 
@@ -171,9 +172,9 @@ def migrate_while_users_is_read(project: ProjectCopy, db_url: URL, *args: str, *
 
 def test_lock_timeout_names_the_table(project, db_url: URL):
     project.add_revision(
-        "0005",
+        NEXT,
         "add_users_nickname_column",
-        "0004",
+        HEAD,
         'op.execute("ALTER TABLE users ADD COLUMN nickname text")',
     )
     result = migrate_while_users_is_read(project, db_url, ALP_DB_LOCK_TIMEOUT="300ms")
@@ -195,7 +196,7 @@ def test_validate_migrations_with_a_wrong_password_fails_rather_than_skipping_hi
 
 def test_lock_timeout_option_beats_the_environment(project, db_url: URL):
     project.add_revision(
-        "0005", "add_users_alias_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
+        NEXT, "add_users_alias_column", HEAD, 'op.execute("ALTER TABLE users ADD COLUMN alias text")'
     )
     result = migrate_while_users_is_read(
         project, db_url, "--lock-timeout", "250ms", ALP_DB_LOCK_TIMEOUT="10min"
@@ -213,3 +214,39 @@ def test_offline_sql_sets_the_timeouts_given_as_options():
     assert result.returncode == 0, result.stderr
     assert "SET lock_timeout = '2s';" in result.stdout
     assert "SET statement_timeout = '1h';" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("message", "says", "never"),
+    [
+        ("must be owner of table users", "member of the owning role", "grant the privilege"),
+        ("must be owner of relation attempts", "not a privilege GRANT can give", "grant the privilege"),
+        ("permission denied for table users", "grant the privilege to role 'app'", "owning role"),
+        ("permission denied for schema public", "grant the privilege to role 'app'", "owning role"),
+    ],
+)
+def test_privilege_hint_tells_ownership_from_a_grantable_privilege(message: str, says: str, never: str):
+    hint = privilege_hint(message, "app")
+    assert says in hint and never not in hint
+
+
+def test_migrating_a_table_the_role_does_not_own_says_ownership_cannot_be_granted(
+    project, db_url: URL, make_role
+):
+    """The role may write the runtime's tables and CREATE in public, but does not own users."""
+    role = make_role("alp_not_owner", db_url)
+    engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(role)
+        conn.exec_driver_sql(f"GRANT CREATE ON SCHEMA public TO {quoted}")
+        conn.exec_driver_sql(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version, migration_history TO {quoted}"
+        )
+        conn.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+    engine.dispose()
+    project.add_revision(
+        "0005", "add_users_motto_column", "0004", 'op.execute("ALTER TABLE users ADD COLUMN motto text")'
+    )
+    result = invoke("migrate", database_url=db_url.set(username=role).render_as_string(False))
+    assert_one_clear_line(result, "must be owner of table users", "member of the owning role")
+    assert "grant the privilege" not in result.stderr

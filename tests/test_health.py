@@ -57,9 +57,12 @@ def test_health_json_flags_an_artificially_bloated_table(db_url, bloated_table):
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert report["healthy"] is False
-    flagged = [f for f in report["findings"] if f["check"] == "dead_tuples"]
-    assert [f["subject"] for f in flagged] == [bloated_table]
-    assert "autovacuum is disabled" in flagged[0]["message"] and flagged[0]["value"] >= 89.9
+    flagged = [f for f in report["findings"] if f["kind"] == "dead_tuples"]
+    assert [f["object"] for f in flagged] == [bloated_table] and flagged[0]["severity"] == "error"
+    assert (
+        "autovacuum is disabled" in flagged[0]["actual"]
+        and "VACUUM public.bloat_demo" in flagged[0]["how_to_fix"]
+    )
     assert {row["table_name"] for row in report["dead_tuples"]} >= {"bloat_demo"}
 
 
@@ -73,7 +76,7 @@ def test_vacuum_clears_the_bloat_finding(db_url, engine, bloated_table):
         done=lambda d: d == 0,
     )
     report = health.check_health(db_url)
-    assert [f for f in report.findings if f.check == "dead_tuples"] == []
+    assert [f for f in report.findings if f.kind == "dead_tuples"] == []
 
 
 def test_a_fresh_database_is_healthy_and_reports_every_section(db_url):
@@ -118,8 +121,8 @@ def test_long_running_query_is_flagged(db_url, engine):
             done=lambda n: n == 1,
         )
         report = health.check_health(db_url, health.Thresholds(long_query_seconds=1.0))
-        flagged = [f for f in report.findings if f.check == "long_query"]
-        assert len(flagged) == 1 and "pg_sleep" in flagged[0].message
+        flagged = [f for f in report.findings if f.kind == "long_query"]
+        assert len(flagged) == 1 and "pg_sleep" in flagged[0].actual
         assert not report.healthy
     finally:
         with engine.connect() as conn:
@@ -140,7 +143,7 @@ def test_session_idle_in_transaction_is_flagged(db_url, engine):
             done=lambda n: n == 1,
         )
         report = health.check_health(db_url, health.Thresholds(idle_in_transaction_seconds=0.0))
-        assert [f.check for f in report.findings if f.level == health.WARNING] == ["idle_in_transaction"]
+        assert [f.kind for f in report.problems] == ["idle_in_transaction"]
     holder.dispose()
 
 
@@ -170,4 +173,80 @@ def test_command_defaults_are_the_library_thresholds():
         "connections_max": defaults.connection_usage_max_pct,
         "long_query_seconds": defaults.long_query_seconds,
         "idle_in_transaction_seconds": defaults.idle_in_transaction_seconds,
+        "replica_lag_seconds": defaults.replica_lag_seconds,
+        "replica_lag_bytes": defaults.replica_lag_bytes,
+        "slot_retained_bytes": defaults.slot_retained_bytes,
     } == command.DEFAULTS
+
+
+def test_a_session_that_changed_state_after_our_snapshot_shows_no_negative_duration(db_url, engine):
+    """now() is our transaction's start: a session active after it would look -0.000003 s old."""
+    other = make_engine(db_url)
+    with engine.connect() as reader, other.connect() as busy:
+        reader.execute(text("SELECT now()"))  # our transaction, and now(), start here
+        busy.execute(text("SELECT 1"))  # the other session changes state after that
+        busy.commit()
+        raw = reader.execute(
+            text("SELECT min(longest_in_state) FROM connection_stats WHERE database_name = :d"),
+            {"d": db_url.database},
+        ).scalar()
+        assert raw.total_seconds() < 0, "the test did not make the view show a negative age"
+        clamped = reader.execute(text(health.CONNECTIONS_SQL)).mappings().all()
+        assert all(row["longest_in_state"].total_seconds() >= 0 for row in clamped)
+    other.dispose()
+
+
+def test_health_reports_a_lagging_standby_and_an_inactive_slot(standby_pair):
+    """A real streaming standby whose replay is paused, and a slot no standby uses."""
+    from scripts.migrations import api as migrations
+    from scripts.ops.connection_check import check_connection
+
+    migrations.upgrade(standby_pair.primary_url)
+    # the standby has the monitoring views too (asked of it: with synchronous_commit off the
+    # primary's last commit may not be written out yet when its WAL position is read)
+    wait_for_sql(standby_pair.standby_url, "SELECT to_regclass('public.slow_queries') IS NOT NULL")
+    standby_pair.pause_replay()
+    primary = make_engine(standby_pair.primary_url, isolation_level="AUTOCOMMIT")
+    try:
+        with primary.connect() as conn:
+            conn.execute(text("SELECT pg_create_physical_replication_slot('alp_db_orphan', true)"))
+            conn.execute(text("CREATE TABLE wal_maker AS SELECT g FROM generate_series(1, 10000) g"))
+        behind = "SELECT min(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) FROM pg_stat_replication"
+        wait_for_sql(primary, behind, done=lambda n: (n or 0) > 0)
+        limits = health.Thresholds(replica_lag_bytes=1, replica_lag_seconds=3600)
+
+        report = health.check_health(standby_pair.primary_url, limits)
+
+        assert report.replication is not None and report.replication.role == "primary"
+        [standby] = report.replication.standbys
+        assert standby["state"] == "streaming" and standby["replay_lag_bytes"] > 0
+        lag = [f for f in report.findings if f.kind == "replica_lag"]
+        assert len(lag) == 1 and "of WAL not replayed" in lag[0].actual and lag[0].is_error
+        slots = {slot["name"]: slot for slot in report.replication.slots}
+        assert slots[standby_pair.slot_name]["active"] and not slots["alp_db_orphan"]["active"]
+        [orphan] = [f for f in report.findings if f.kind == "inactive_slot"]
+        assert orphan.is_error and "pg_drop_replication_slot('alp_db_orphan')" in orphan.how_to_fix
+        assert not report.healthy
+        # default thresholds: the same standby is a few kB behind, which is no problem
+        relaxed = health.check_health(standby_pair.primary_url)
+        assert [f.kind for f in relaxed.problems] == ["inactive_slot"]
+
+        on_standby = health.check_health(standby_pair.standby_url)
+        assert on_standby.replication is not None and on_standby.replication.role == "standby"
+        assert on_standby.replication.this_standby["replay_state"] == "paused"
+        messages = [f.actual for f in on_standby.findings]
+        assert any("WAL replay is paused" in m for m in messages)
+        assert any("max_standby_streaming_delay = " in m for m in messages)
+        assert any("hot_standby_feedback is off" in m for m in messages)
+
+        seen = check_connection(standby_pair.primary_url)
+        assert seen.server_role == "primary" and len(seen.standbys) == 1 and "(streaming)" in seen.standbys[0]
+        from_standby = check_connection(standby_pair.standby_url)
+        assert from_standby.server_role == "standby" and not from_standby.can_migrate
+        cli = CliRunner().invoke(
+            main, ["health", "--database-url", standby_pair.primary_url.render_as_string(False)]
+        )
+        assert cli.exit_code == 1 and "replication slots" in cli.stdout and "alp_db_orphan" in cli.stdout
+    finally:
+        standby_pair.resume_replay()
+        primary.dispose()

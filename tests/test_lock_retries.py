@@ -19,7 +19,7 @@ from tests.test_runtime import cli_env, query, wait_for
 # a not-granted lock on items requested by an alp-db backend: the migrator queued on it
 MIGRATOR_WAITING = (
     "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-    " WHERE NOT l.granted AND l.relation = to_regclass('items') AND a.application_name = 'alp-db'"
+    " WHERE NOT l.granted AND l.relation = to_regclass('items') AND a.application_name = 'alp-db migration'"
 )
 
 

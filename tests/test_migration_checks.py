@@ -18,7 +18,9 @@ from scripts.checks.report import Finding, ValidationReport, validate_migrations
 from scripts.cli import main
 from scripts.migrations import history
 from tests.conftest import free_port
-from tests.project import REPO_ROOT, ProjectCopy
+from tests.project import HEAD, NEXT, REPO_ROOT, SHIPPED, SHIPPED_NAMES, ProjectCopy
+
+AFTER_NEXT = f"{int(NEXT) + 1:04d}"
 
 SQL_REVISION = '''\
 """{doc}
@@ -112,7 +114,7 @@ def test_shipped_tree_at_head_has_no_findings(db_url: URL) -> None:
     report = validate_migrations(db_url)
     assert report.findings == []
     assert report.checked == ["files", "lint", "history"]
-    assert report.heads == ["0004"]
+    assert report.heads == [HEAD]
     assert report.exit_code == 0
 
 
@@ -120,7 +122,7 @@ def test_shipped_tree_offline_checks_files_and_lint_only() -> None:
     report = validate_migrations(offline=True)
     assert report.findings == []
     assert report.checked == ["files", "lint"]
-    assert report.revisions == 4
+    assert report.revisions == len(SHIPPED)
 
 
 # -- history against the files ------------------------------------------------------------
@@ -141,14 +143,14 @@ def test_edited_applied_revision_is_reported_naming_revision_and_file(versions: 
 
 
 def test_missing_file_of_applied_revision_is_reported(versions: Path, db_url: URL) -> None:
-    for path in versions.glob("0004_*"):
+    for path in versions.glob(f"{HEAD}_*"):
         path.unlink()
 
     report = validate_migrations(db_url)
 
     finding = only(report, "missing-file")
-    assert finding.revision == "0004"
-    assert "0004_create_views.py is missing" in finding.message
+    assert finding.revision == HEAD
+    assert f"{SHIPPED_NAMES[HEAD]}.py is missing" in finding.message
     assert report.exit_code == 1
 
 
@@ -164,13 +166,13 @@ def test_missing_middle_revision_is_reported_without_crashing(versions: Path, db
 
 
 def test_last_event_a_downgrade_while_alembic_version_says_applied(engine: Engine, db_url: URL) -> None:
-    row = history.HistoryRow("0004", "0004_create_views", "downgrade", None, 3, True)
+    row = history.HistoryRow(HEAD, SHIPPED_NAMES[HEAD], "downgrade", None, 3, True)
     with engine.begin() as conn:
         conn.execute(row.insert())
 
     finding = only(validate_migrations(db_url), "history-says-downgraded")
 
-    assert finding.revision == "0004"
+    assert finding.revision == HEAD
     assert "last successful event in migration_history is a downgrade" in finding.message
 
 
@@ -196,16 +198,16 @@ def test_revision_recorded_before_the_one_it_builds_on_is_out_of_order(engine: E
 
 
 def test_history_upgrade_missing_from_alembic_version_is_reported(engine: Engine, db_url: URL) -> None:
-    execute(engine, "UPDATE alembic_version SET version_num = '0003'")
+    execute(engine, "UPDATE alembic_version SET version_num = :v", v=SHIPPED[-2])
 
     finding = only(validate_migrations(db_url), "history-says-applied")
 
-    assert finding.revision == "0004"
+    assert finding.revision == HEAD
     assert "alembic_version does not include it" in finding.message
 
 
 def test_failed_attempt_rows_do_not_count_as_applied(engine: Engine, db_url: URL) -> None:
-    row = history.HistoryRow("0004", "0004_create_views", "downgrade", None, 3, False, "boom")
+    row = history.HistoryRow(HEAD, SHIPPED_NAMES[HEAD], "downgrade", None, 3, False, "boom")
     with engine.begin() as conn:
         conn.execute(row.insert())
 
@@ -229,47 +231,49 @@ def test_unreachable_database_falls_back_to_file_checks() -> None:
 
 def test_two_heads_are_reported(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0003", "ALTER TABLE users ADD COLUMN nickname text;"
+        versions, f"{NEXT}_add_users_nickname", SHIPPED[-2], "ALTER TABLE users ADD COLUMN nickname text;"
     )
 
     report = validate_migrations(offline=True)
 
     finding = only(report, "multiple-heads")
-    assert "2 heads (0004, 0005)" in finding.message
-    assert report.heads == ["0004", "0005"]
+    assert f"2 heads ({HEAD}, {NEXT})" in finding.message
+    assert report.heads == [HEAD, NEXT]
     assert report.exit_code == 1
 
 
 def test_malformed_file_name_and_numbering_gap_are_reported(versions: Path) -> None:
-    add_sql_revision(versions, "0006_AddNickname", "0004", "ALTER TABLE users ADD COLUMN nickname text;")
+    add_sql_revision(
+        versions, f"{AFTER_NEXT}_AddNickname", HEAD, "ALTER TABLE users ADD COLUMN nickname text;"
+    )
 
     report = validate_migrations(offline=True)
 
-    assert "0006_AddNickname.py" in only(report, "malformed-file-name").message
+    assert f"{AFTER_NEXT}_AddNickname.py" in only(report, "malformed-file-name").message
     gap = only(report, "numbering-gap")
-    assert "0005" in gap.message and gap.severity == "warning"
+    assert NEXT in gap.message and gap.severity == "warning"
 
 
 def test_revision_id_must_equal_file_number(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0004", "ALTER TABLE users ADD COLUMN nickname text;"
+        versions, f"{NEXT}_add_users_nickname", HEAD, "ALTER TABLE users ADD COLUMN nickname text;"
     )
-    module = versions / "0005_add_users_nickname.py"
-    module.write_text(module.read_text().replace('revision = "0005"', 'revision = "a1b2c3"'))
+    module = versions / f"{NEXT}_add_users_nickname.py"
+    module.write_text(module.read_text().replace(f'revision = "{NEXT}"', 'revision = "a1b2c3"'))
 
     finding = only(validate_migrations(offline=True), "revision-id-mismatch")
 
-    assert "revision id 'a1b2c3' differs from its file number '0005'" in finding.message
+    assert f"revision id 'a1b2c3' differs from its file number '{NEXT}'" in finding.message
 
 
 def test_sql_file_without_a_revision_is_reported(versions: Path) -> None:
-    (versions / "0005_add_users_nickname.upgrade.sql").write_text(
+    (versions / f"{NEXT}_add_users_nickname.upgrade.sql").write_text(
         "ALTER TABLE users ADD COLUMN nickname text;\n"
     )
 
     finding = only(validate_migrations(offline=True), "orphan-sql-file")
 
-    assert "0005_add_users_nickname.upgrade.sql belongs to no revision" in finding.message
+    assert f"{NEXT}_add_users_nickname.upgrade.sql belongs to no revision" in finding.message
 
 
 # -- lint ----------------------------------------------------------------------------------
@@ -278,17 +282,17 @@ def test_sql_file_without_a_revision_is_reported(versions: Path) -> None:
 def test_index_without_concurrently_on_existing_table_is_flagged(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT}_index_users_display_name",
+        HEAD,
         "CREATE INDEX ix_users_display_name ON users (display_name);",
     )
 
     report = validate_migrations(offline=True)
 
     finding = only(report, "lint:require-concurrent-index-creation")
-    assert finding.revision == "0005"
+    assert finding.revision == NEXT
     assert finding.severity == "error"
-    assert "0005_index_users_display_name.upgrade.sql:1" in finding.message
+    assert f"{NEXT}_index_users_display_name.upgrade.sql:1" in finding.message
     assert "CREATE INDEX ix_users_display_name ON users (display_name);" in finding.message
     assert "concurrently" in finding.how_to_fix
     assert report.exit_code == 1
@@ -297,8 +301,8 @@ def test_index_without_concurrently_on_existing_table_is_flagged(versions: Path)
 def test_required_column_and_rewriting_type_change_are_flagged(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_add_users_nickname",
-        "0004",
+        f"{NEXT}_add_users_nickname",
+        HEAD,
         """
         ALTER TABLE users ADD COLUMN nickname text NOT NULL;
         ALTER TABLE items ALTER COLUMN difficulty TYPE numeric(6, 3);
@@ -315,8 +319,8 @@ def test_required_column_and_rewriting_type_change_are_flagged(versions: Path) -
 def test_safe_forms_of_the_same_changes_pass_lint(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_add_users_nickname",
-        "0004",
+        f"{NEXT}_add_users_nickname",
+        HEAD,
         """
         ALTER TABLE users ADD COLUMN nickname text NOT NULL DEFAULT '';
         ALTER TABLE users ADD COLUMN bio text;
@@ -329,8 +333,8 @@ def test_safe_forms_of_the_same_changes_pass_lint(versions: Path) -> None:
 def test_squawk_ignore_comment_waives_one_statement(versions: Path) -> None:
     add_sql_revision(
         versions,
-        "0005_index_skills_name",
-        "0004",
+        f"{NEXT}_index_skills_name",
+        HEAD,
         """
         -- skills holds a few hundred rows: a plain index build takes milliseconds
         -- squawk-ignore require-concurrent-index-creation
@@ -344,14 +348,14 @@ def test_squawk_ignore_comment_waives_one_statement(versions: Path) -> None:
 def test_python_revision_is_linted_through_its_offline_sql(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT}_index_users_display_name",
+        HEAD,
         'op.create_index("ix_users_display_name", "users", ["display_name"])',
     )
 
     finding = only(validate_migrations(offline=True), "lint:require-concurrent-index-creation")
 
-    assert "0005_index_users_display_name.py (offline SQL)" in finding.message
+    assert f"{NEXT}_index_users_display_name.py (offline SQL)" in finding.message
     assert "CREATE INDEX ix_users_display_name ON users (display_name)" in finding.message
     assert 'squawk_ignore = ("require-concurrent-index-creation",)' in finding.how_to_fix
 
@@ -359,8 +363,8 @@ def test_python_revision_is_linted_through_its_offline_sql(versions: Path) -> No
 def test_concurrent_index_in_autocommit_block_passes_lint(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT}_index_users_display_name",
+        HEAD,
         """
         with op.get_context().autocommit_block():
             op.create_index(
@@ -379,11 +383,11 @@ def test_concurrent_index_in_autocommit_block_passes_lint(versions: Path) -> Non
 def test_revision_level_squawk_ignore_waives_a_rule(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_add_users_nickname",
-        "0004",
+        f"{NEXT}_add_users_nickname",
+        HEAD,
         'op.add_column("users", sa.Column("nickname", sa.Text(), nullable=False))',
     )
-    module = versions / "0005_add_users_nickname.py"
+    module = versions / f"{NEXT}_add_users_nickname.py"
     module.write_text(
         module.read_text().replace(
             "depends_on = None\n",
@@ -418,13 +422,13 @@ def test_cli_json_output_parses_and_exits_0_when_clean(db_url: URL) -> None:
 
 def test_cli_text_output_names_the_problem_and_exits_1(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0003", "ALTER TABLE users ADD COLUMN nickname text;"
+        versions, f"{NEXT}_add_users_nickname", SHIPPED[-2], "ALTER TABLE users ADD COLUMN nickname text;"
     )
 
     result = CliRunner().invoke(main, ["validate-migrations", "--offline"])
 
     assert result.exit_code == 1
-    assert "ERROR [multiple-heads]: 2 heads (0004, 0005)" in result.stdout
+    assert f"ERROR [multiple-heads]: 2 heads ({HEAD}, {NEXT})" in result.stdout
     assert "how to fix: renumber the later branch" in result.stdout
     assert "1 error(s), 0 warning(s)" in result.stdout
 
@@ -441,25 +445,25 @@ def test_database_migrated_without_the_runtime_is_reported(engine: Engine, db_ur
 
     finding = only(validate_migrations(db_url), "history-table-missing")
 
-    assert "alembic_version is at 0004 but there is no migration_history table" in finding.message
+    assert f"alembic_version is at {HEAD} but there is no migration_history table" in finding.message
 
 
 def test_unparseable_sql_is_reported_once_per_file(versions: Path) -> None:
     add_sql_revision(
-        versions, "0005_add_users_nickname", "0004", "ALTER TABLE users ADD COLUM nickname text;"
+        versions, f"{NEXT}_add_users_nickname", HEAD, "ALTER TABLE users ADD COLUM nickname text;"
     )
 
     finding = only(validate_migrations(offline=True), "lint:syntax-error")
 
-    assert "0005_add_users_nickname.upgrade.sql:1" in finding.message
+    assert f"{NEXT}_add_users_nickname.upgrade.sql:1" in finding.message
     assert finding.how_to_fix.startswith("fix the SQL")
 
 
 def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_backfill_users_ability",
-        "0004",
+        f"{NEXT}_backfill_users_ability",
+        HEAD,
         """
         if op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar():
             op.execute("UPDATE users SET ability = 0")
@@ -469,29 +473,29 @@ def test_revision_that_reads_the_database_cannot_render_offline_sql(versions: Pa
     finding = only(validate_migrations(offline=True), "offline-sql-failed")
 
     assert finding.severity == "error"
-    assert "0005_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
-    assert "alembic upgrade 0004:0005 --sql" in finding.how_to_fix
+    assert f"{NEXT}_backfill_users_ability.py cannot be rendered as offline SQL" in finding.message
+    assert f"alembic upgrade {HEAD}:{NEXT} --sql" in finding.how_to_fix
 
 
 def test_revision_that_cannot_render_does_not_stop_the_lint_of_later_revisions(versions: Path) -> None:
     add_python_revision(
         versions,
-        "0005_backfill_users_ability",
-        "0004",
+        f"{NEXT}_backfill_users_ability",
+        HEAD,
         'op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar()',
     )
     add_python_revision(
         versions,
-        "0006_index_users_display_name",
-        "0005",
+        f"{AFTER_NEXT}_index_users_display_name",
+        NEXT,
         'op.create_index("ix_users_display_name", "users", ["display_name"])',
     )
 
     report = validate_migrations(offline=True)
 
-    assert only(report, "offline-sql-failed").revision == "0005"
-    assert only(report, "lint:require-concurrent-index-creation").revision == "0006"
-    assert "0006" in report.linted and "0005" not in report.linted
+    assert only(report, "offline-sql-failed").revision == NEXT
+    assert only(report, "lint:require-concurrent-index-creation").revision == AFTER_NEXT
+    assert AFTER_NEXT in report.linted and NEXT not in report.linted
 
 
 def test_applied_unchanged_revisions_are_not_linted_again_and_the_output_says_so(
@@ -500,32 +504,34 @@ def test_applied_unchanged_revisions_are_not_linted_again_and_the_output_says_so
     applied = validate_migrations(db_url)
     add_python_revision(
         versions,
-        "0005_index_users_display_name",
-        "0004",
+        f"{NEXT}_index_users_display_name",
+        HEAD,
         'op.create_index("ix_users_display_name", "users", ["display_name"])',
     )
 
     report = validate_migrations(db_url)
 
-    assert report.linted == ["0005"]
+    assert report.linted == [NEXT]
     assert report.lint_unchanged == applied.lint_unchanged
-    assert set(report.lint_unchanged) == {f"{n:04d}" for n in range(1, 5)}
-    assert only(report, "lint:require-concurrent-index-creation").revision == "0005"
+    assert set(report.lint_unchanged) == set(SHIPPED)
+    assert only(report, "lint:require-concurrent-index-creation").revision == NEXT
     result = CliRunner().invoke(
         main, ["validate-migrations", "--database-url", db_url.render_as_string(hide_password=False)]
     )
-    assert "linted 1, not re-linted 4 applied and unchanged since (checksum): 0001-0004" in result.stdout
+    assert f"linted 1, not re-linted {len(SHIPPED)} applied and unchanged since (checksum): 0001-{HEAD}" in (
+        result.stdout
+    )
 
 
 def test_edited_applied_revision_is_linted_again(versions: Path, db_url: URL) -> None:
-    sql = versions / "0004_create_views.upgrade.sql"
+    sql = versions / f"{SHIPPED_NAMES[HEAD]}.upgrade.sql"
     sql.write_text(sql.read_text() + "CREATE INDEX ix_users_role ON users (role);\n")
 
     report = validate_migrations(db_url)
 
-    assert "0004" in report.linted
-    assert "0004" not in report.lint_unchanged
-    assert only(report, "checksum-mismatch").revision == "0004"
+    assert HEAD in report.linted
+    assert HEAD not in report.lint_unchanged
+    assert only(report, "checksum-mismatch").revision == HEAD
 
 
 # -- names and docstrings ----------------------------------------------------------------------

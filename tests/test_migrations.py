@@ -9,8 +9,9 @@ from sqlalchemy.engine import URL
 
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
+from tests.project import HEAD, SHIPPED
 
-REVISIONS = ["0001", "0002", "0003", "0004"]
+REVISIONS = SHIPPED
 
 
 def current_revision(url: URL) -> str | None:
@@ -57,15 +58,15 @@ def user_objects(url: URL) -> set[str]:
 
 def test_upgrade_from_empty_reaches_head(empty_db_url):
     migrations.upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == "0004"
+    assert current_revision(empty_db_url) == HEAD
     assert {"users", "items", "attempts", "attempts_default", "table_sizes"} <= user_objects(empty_db_url)
 
 
-def test_history_has_a_single_head_and_four_numbered_revisions():
+def test_history_has_a_single_head_and_revisions_numbered_from_0001_without_gaps():
     script = ScriptDirectory.from_config(migrations.alembic_config())
-    assert script.get_heads() == ["0004"]
+    assert script.get_heads() == [HEAD]
     chain = [rev.revision for rev in script.walk_revisions("base", "heads")]
-    assert list(reversed(chain)) == REVISIONS
+    assert list(reversed(chain)) == REVISIONS == [f"{n:04d}" for n in range(1, len(REVISIONS) + 1)]
     for rev in script.walk_revisions():
         assert rev.path.endswith(f"{rev.revision}_{rev.path.split(rev.revision + '_', 1)[1]}")
 
@@ -78,6 +79,18 @@ def test_each_revision_downgrades_and_upgrades_again_step_by_step(empty_db_url):
         assert current_revision(empty_db_url) == (REVISIONS[index - 1] if index else None)
         migrations.upgrade(empty_db_url, revision)
         assert current_revision(empty_db_url) == revision
+
+
+def test_each_downgrade_restores_the_schema_of_the_revision_before(pg_server, empty_db_url):
+    """pg_dump -s after upgrade + downgrade equals pg_dump -s before: triggers (enabled or not,
+    per partition), functions and all, so a downgrade mirrors its upgrade exactly."""
+    migrations.upgrade(empty_db_url, REVISIONS[0])
+    for revision in REVISIONS[1:]:
+        before = pg_server.pg_dump_schema(empty_db_url)
+        migrations.upgrade(empty_db_url, revision)
+        migrations.downgrade(empty_db_url, "-1")
+        assert pg_server.pg_dump_schema(empty_db_url) == before, revision
+        migrations.upgrade(empty_db_url, revision)
 
 
 def test_upgrade_downgrade_base_upgrade_leaves_no_trace(pg_server, empty_db_url):
@@ -96,7 +109,7 @@ def test_offline_sql_builds_the_same_schema_as_online(pg_server, db_url, empty_d
     result = pg_server.psql(empty_db_url, "-v", "ON_ERROR_STOP=1", "-f", str(script))
     assert result.returncode == 0, result.stderr
     assert pg_server.pg_dump_schema(empty_db_url) == pg_server.pg_dump_schema(db_url)
-    assert current_revision(empty_db_url) == "0004"
+    assert current_revision(empty_db_url) == HEAD
 
 
 def test_offline_sql_records_each_revision_in_migration_history(pg_server, empty_db_url, tmp_path):

@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 
 from scripts.errors import ConfigError, NotPartitioned
-from scripts.partitions.periods import (
+from scripts.partitions.period_math import (
     Period,
     advance,
     as_utc,
@@ -211,3 +211,19 @@ def test_an_unknown_interval_is_refused():
 )
 def test_key_values_from_the_database_become_utc(value: object, expected: datetime | None):
     assert as_utc(value) == expected
+
+
+def test_every_public_name_imports_from_the_package_even_after_its_modules():
+    """Revisions import scripts.partitions.create_partitioned_index_concurrently; importing a
+    submodule first must not hide a function behind a module of the same name."""
+    import importlib
+
+    import scripts.partitions as package
+
+    for module in ("catalog", "detach", "ensure_plan", "ensure_run", "index", "listing", "period_math"):
+        importlib.import_module(f"scripts.partitions.{module}")
+    for name in package.__all__:
+        value = getattr(package, name)
+        assert not isinstance(value, type(package)), f"scripts.partitions.{name} is a module"
+    assert callable(package.ensure)
+    assert callable(package.create_partitioned_index_concurrently)

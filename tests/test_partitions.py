@@ -9,22 +9,26 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
 
 from scripts import partitions
+from scripts.checks.report import validate_migrations
 from scripts.cli import main
 from scripts.db.engine import make_engine
 from scripts.errors import (
     ConfigError,
+    DatabaseUnreachable,
     LockTimeout,
+    MigrationFailed,
     NotPartitioned,
     PartitionError,
     PartitionOverlap,
@@ -33,6 +37,8 @@ from scripts.errors import (
 from tests.conftest import PgServer
 from tests.factories import add_attempts, make_item, make_user
 from tests.polling import wait_for_sql
+from tests.test_migration_checks import add_python_revision
+from tests.test_migration_checks import versions as versions  # the fixture: an editable copy
 
 YEARLY_FROM_0001 = ["attempts_2024", "attempts_2025", "attempts_2026", "attempts_2027"]
 
@@ -379,6 +385,118 @@ def wait_for_lock_waiter(engine: Engine, relation: str) -> None:
     )
 
 
+# The longest a writer may wait on one lock while ensure moves rows. Enforced by the server:
+# the writer runs with this lock_timeout, so any longer wait fails its statement (55P03) and
+# the test with it. Ten times ensure's own lock_timeout, so a loaded machine does not matter;
+# the old one-transaction move held users and attempts for the whole move of 100k rows.
+WRITER_LOCK_BOUND = "1s"
+MOVED_ROWS = 100_000
+
+
+def range_checksum(engine: Engine, lo: str, hi: str) -> tuple[int, str]:
+    """Count and md5 of the ordered rows of [lo, hi) as seen through the parent."""
+    with engine.connect() as conn:
+        count, digest = conn.execute(
+            text(
+                "SELECT count(*), md5(coalesce(string_agg(a::text, ',' ORDER BY a.id), '')) FROM attempts a"
+                " WHERE attempted_at >= CAST(:lo AS timestamptz) AND attempted_at < CAST(:hi AS timestamptz)"
+            ),
+            {"lo": lo, "hi": hi},
+        ).one()
+        return int(count), str(digest)
+
+
+def test_ensure_moves_100k_default_rows_while_a_writer_never_waits_beyond_the_bound(
+    db_url: URL, engine: Engine, learner
+):
+    user, item = learner
+    with engine.begin() as conn:
+        # seeding only: skip the per-row triggers (the learner and item exist; the test cluster's
+        # role is a superuser), which would make this setup most of the test's time
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(
+            text(
+                "INSERT INTO attempts (user_id, item_id, attempted_at, is_correct, score, response_time_ms)"
+                " SELECT :u, :i, '2030-01-01 00:00:00+00'::timestamptz + n * interval '5 minutes',"
+                " n % 2 = 0, (n % 10) / 10.0, 1000 + n % 5000 FROM generate_series(0, :c - 1) AS n"
+            ),
+            {"u": user, "i": item, "c": MOVED_ROWS},
+        )
+    before = range_checksum(engine, "2030-01-01 00:00:00+00", "2031-01-01 00:00:00+00")
+    assert before[0] == MOVED_ROWS
+    assert rows_by_partition(engine) == {"attempts_default": MOVED_ROWS}
+
+    stop = threading.Event()
+    done = threading.Condition()
+    writes = [0]
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        """The platform's traffic: a current attempt and a user update, one transaction each time."""
+        own = make_engine(db_url, session_settings={"lock_timeout": WRITER_LOCK_BOUND})
+        try:
+            while not stop.is_set():
+                with own.begin() as conn:
+                    add_attempts(conn, user, item, "now")
+                    conn.execute(text("UPDATE users SET ability = ability WHERE id = :u"), {"u": user})
+                with done:
+                    writes[0] += 1
+                    done.notify_all()
+        except BaseException as exc:
+            errors.append(exc)
+            with done:
+                done.notify_all()
+        finally:
+            own.dispose()
+
+    def writer_wrote_since(seen: int) -> int:
+        with done:
+            assert done.wait_for(lambda: writes[0] > seen or bool(errors), timeout=60), "the writer stalled"
+            return writes[0]
+
+    progress: list[int] = []
+
+    def after_batch(partition: str, moved: int) -> None:
+        # each batch has committed: the writer must get through a write before the next one,
+        # so the writes are interleaved with the move, not merely before or after it
+        progress.append(moved)
+        writer_wrote_since(writes[0])
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        writer_wrote_since(0)
+        result = ensure(
+            engine,
+            interval="year",
+            ahead=0,
+            start="2030-01-01",
+            today=date(2030, 1, 1),
+            batch_rows=10_000,
+            on_batch=after_batch,
+        )
+        writer_wrote_since(writes[0])  # and it still writes afterwards
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [], f"the writer waited longer than {WRITER_LOCK_BOUND} on a lock: {errors[0]}"
+    assert result.moved_rows == {"attempts_2030": MOVED_ROWS}
+    assert progress == list(range(10_000, MOVED_ROWS + 1, 10_000))
+    assert range_checksum(engine, "2030-01-01 00:00:00+00", "2031-01-01 00:00:00+00") == before
+    counts = rows_by_partition(engine)
+    assert counts["attempts_2030"] == MOVED_ROWS
+    assert "attempts_default" not in counts
+    assert counts[f"attempts_{date.today().year}"] == writes[0]
+    with engine.connect() as conn:
+        left = conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_constraint"
+                " WHERE conrelid = 'attempts_2030'::regclass AND conname = 'alp_db_ensure_bounds'"
+            )
+        )
+    assert left == 0  # the CHECK that proved the bounds is gone once attached
+
+
 def test_insert_queued_behind_ensure_lands_in_the_new_partition(engine: Engine, learner):
     user, item = learner
     reader = engine.connect()
@@ -386,8 +504,9 @@ def test_insert_queued_behind_ensure_lands_in_the_new_partition(engine: Engine, 
     outcome: dict[str, object] = {}
 
     def run_ensure() -> None:
+        # a long lock wait: ensure must still be waiting for the reader when the insert queues
         outcome["ensure"] = ensure(
-            engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1)
+            engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1), lock_timeout="60s"
         )
 
     def insert_2030() -> None:
@@ -411,35 +530,31 @@ def test_insert_queued_behind_ensure_lands_in_the_new_partition(engine: Engine, 
     assert rows_by_partition(engine) == {"attempts_2030": 1}
 
 
-def test_app_transaction_in_a_lock_cycle_with_ensure_succeeds_and_ensure_retries(engine: Engine, learner):
-    """An app transaction writes users then attempts while ensure holds attempts and wants users:
-    ensure's lock_timeout (below deadlock_timeout) makes ensure the one that backs off."""
+def test_app_transaction_holding_users_only_delays_ensure_and_its_row_lands_in_the_new_partition(
+    engine: Engine, learner
+):
+    """An app transaction writes users then attempts while ensure waits for users (to add the
+    new table's foreign keys): ensure holds nothing on attempts meanwhile, so there is no lock
+    cycle; the app commits, and ensure moves its row into the new partition."""
     _, item = learner
     app = engine.connect()  # SQLAlchemy begins its transaction with the first statement
     new_user = make_user(app, "newcomer@example.com")  # holds ROW EXCLUSIVE on users
     outcome: dict[str, object] = {}
-    retries: list[int] = []
 
     def run_ensure() -> None:
         outcome["ensure"] = ensure(
-            engine,
-            interval="year",
-            ahead=0,
-            start="2030-01-01",
-            today=date(2030, 1, 1),
-            on_retry=retries.append,
+            engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1), retries=50
         )
 
     ensure_thread = threading.Thread(target=run_ensure)
     try:
         ensure_thread.start()
-        wait_for_lock_waiter(engine, "users")  # ensure holds attempts, waits for users
-        add_attempts(app, new_user, item, "2030-03-01 00:00:00+00")  # waits for attempts: a cycle
+        wait_for_lock_waiter(engine, "users")  # ensure's ADD FOREIGN KEY waits for the app
+        add_attempts(app, new_user, item, "2030-03-01 00:00:00+00")  # lands in the default: no wait
         app.commit()
     finally:
         app.close()
         ensure_thread.join()
-    assert retries, "ensure should have backed off at least once"
     result = outcome["ensure"]
     assert isinstance(result, partitions.EnsureResult)
     assert [p.name for p in result.created] == ["attempts_2030"]
@@ -479,9 +594,11 @@ def test_ensure_retries_after_a_lock_timeout_and_then_succeeds(engine: Engine, b
     assert [p.name for p in result.created] == ["attempts_2030"]
 
 
-def test_ensure_gives_up_with_a_lock_timeout_and_changes_nothing(engine: Engine, blocker: Connection):
+def test_ensure_gives_up_with_a_lock_timeout_says_what_is_left_and_a_rerun_finishes(
+    engine: Engine, blocker: Connection
+):
     before = partition_names(engine)
-    with pytest.raises(LockTimeout, match=r"lock timeout: ensure on attempts waited 50ms .* 2 times"):
+    with pytest.raises(LockTimeout) as caught:
         ensure(
             engine,
             interval="year",
@@ -491,7 +608,111 @@ def test_ensure_gives_up_with_a_lock_timeout_and_changes_nothing(engine: Engine,
             lock_timeout="50ms",
             retries=1,
         )
+    assert str(caught.value) == (
+        "lock timeout: ensure of attempts_2030: ATTACH waited 50ms for a lock 2 times; another session"
+        " holds it — find it in pg_stat_activity / pg_locks, then retry, or raise --lock-timeout;"
+        " attempts_2030 exists (empty, not yet a partition); run"
+        " `alp-db partitions ensure --table attempts --interval year --start 2030-01-01` again to finish"
+    )
     assert partition_names(engine) == before
+    blocker.rollback()
+    result = ensure(engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1))
+    assert [p.name for p in result.created] == ["attempts_2030"]
+    assert result.resumed == ["attempts_2030"]
+    assert "attempts_2030" in partition_names(engine)
+
+
+def terminate(engine: Engine, pid: int) -> None:
+    """End one backend as a server restart does, for its client (SQLSTATE 57P01)."""
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+
+def test_lost_connection_during_ensure_is_one_line_and_the_same_command_resumes(engine: Engine, learner):
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2030-01-01 00:00:00+00", 30)
+    before = range_checksum(engine, "2030-01-01 00:00:00+00", "2031-01-01 00:00:00+00")
+    with engine.connect() as conn:
+        pid = conn.scalar(text("SELECT pg_backend_pid()"))
+        conn.commit()
+        with pytest.raises(DatabaseUnreachable) as caught:
+            partitions.ensure(
+                conn,
+                interval="year",
+                ahead=0,
+                start="2030-01-01",
+                today=date(2030, 1, 1),
+                batch_rows=10,
+                on_batch=lambda partition, moved: terminate(engine, pid),
+            )
+    message = str(caught.value)
+    assert "\n" not in message
+    # libpq's first line is either the server's FATAL message or its own account of the loss
+    assert re.match(
+        "lost the connection to the database during ensure of attempts_2030:"
+        " (terminating connection due to administrator command|server closed the connection unexpectedly)"
+        " — attempts_2030 exists, not yet a partition of attempts, holding 10 row[(]s[)] moved out of"
+        " attempts_default",
+        message,
+    ), message
+    assert message.endswith(
+        "run `alp-db partitions ensure --table attempts --interval year --start 2030-01-01` again to"
+        " finish, once the server is back"
+    )
+    result = ensure(engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1))
+    assert result.resumed == ["attempts_2030"]
+    assert result.moved_rows == {"attempts_2030": 30}
+    assert rows_by_partition(engine) == {"attempts_2030": 30}
+    assert range_checksum(engine, "2030-01-01 00:00:00+00", "2031-01-01 00:00:00+00") == before
+
+
+def test_lost_connection_during_detach_is_one_line_exit_2_and_says_how_to_resume(
+    db_url: URL, engine: Engine, learner
+):
+    fill_years(engine, *learner)
+    reader = engine.connect()
+    reader.execute(text("SELECT count(*) FROM attempts"))  # DETACH waits for this reader
+    outcome: dict[str, object] = {}
+
+    args = ["partitions", "detach", "--older-than", "2025-01-01", "--database-url", cli_url(db_url)]
+
+    def run() -> None:
+        outcome["cli"] = CliRunner().invoke(main, [*args, "--lock-timeout", "60s"])
+
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        wait_for_lock_waiter(engine, "attempts")
+        with engine.connect() as conn:
+            waiter = conn.scalar(
+                text(
+                    "SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                    " WHERE NOT l.granted AND c.relname = 'attempts'"
+                )
+            )
+        terminate(engine, waiter)
+        thread.join()
+    finally:
+        reader.rollback()
+        reader.close()
+    result = outcome["cli"]
+    assert isinstance(result, Result)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(
+        "alp-db: error: lost the connection to the database during ALTER TABLE public.attempts DETACH"
+        " PARTITION public.attempts_2024:"
+        " (terminating connection due to administrator command|server closed the connection unexpectedly)"
+        " — nothing of that step was kept; once the server is back, run the same command again:"
+        " it resumes where this one stopped",
+        lines[0],
+    ), lines[0]
+    assert "attempts_2024" in partition_names(engine)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "attempts_2024" not in partition_names(engine)
 
 
 # ------------------------------------------------------------------ errors
@@ -814,13 +1035,112 @@ def test_partitioned_index_helper_offline_sql_builds_the_same_index_with_psql(
             Operations(ctx), "ix_attempts_item_id_score", ["item_id", "score"], using="btree"
         )
     script = buffer.getvalue()
-    assert "CREATE INDEX ix_attempts_item_id_score ON ONLY attempts USING btree (item_id, score);" in script
+    assert (
+        "CREATE INDEX IF NOT EXISTS ix_attempts_item_id_score ON ONLY attempts USING btree (item_id, score);"
+        in script
+    )
     assert "\\gexec" in script
     applied = pg_server.psql(db_url, "-v", "ON_ERROR_STOP=1", input_text=script)
     assert applied.returncode == 0, applied.stderr
+    again = pg_server.psql(db_url, "-v", "ON_ERROR_STOP=1", input_text=script)  # idempotent
+    assert again.returncode == 0, again.stderr
     valid, children = index_state(engine, "ix_attempts_item_id_score")
     assert valid
     assert children == dict.fromkeys([*YEARLY_FROM_0001, "attempts_default"], True)
+
+
+def invalid_indexes(engine: Engine) -> list[str]:
+    """Invalid indexes on the partitions (what slows every insert), by name."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT x.indexrelid::regclass::text FROM pg_index x JOIN pg_inherits i"
+                    " ON i.inhrelid = x.indrelid WHERE i.inhparent = 'attempts'::regclass"
+                    " AND NOT x.indisvalid ORDER BY 1"
+                )
+            ).scalars()
+        )
+
+
+def build_index(engine: Engine, name: str, columns: list[str], where: str | None = None) -> None:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        with ctx.begin_transaction():
+            partitions.create_partitioned_index_concurrently(Operations(ctx), name, columns, where=where)
+
+
+# 1 / (score - 0.5) divides by zero on a row whose score is 0.5: the build fails on that partition
+FAILS_ON_HALF = "1 / (score - 0.5) > 0"
+
+
+def test_partitioned_index_helper_failure_leaves_no_invalid_index_and_says_what_is_kept(
+    engine: Engine, learner
+):
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2024-03-01 00:00:00+00", 3)  # scores 0.0, 0.1, 0.2
+        add_attempts(conn, user, item, "2025-03-01 00:00:00+00", 6)  # ... 0.5: fails there
+    with pytest.raises(MigrationFailed) as caught:
+        build_index(engine, "ix_attempts_late", ["score"], where=FAILS_ON_HALF)
+    assert str(caught.value) == (
+        "partitioned index ix_attempts_late: CREATE INDEX CONCURRENTLY ix_attempts_2025_late ON"
+        " public.attempts_2025 (score) WHERE 1 / (score - 0.5) > 0 failed: division by zero;"
+        " dropped the invalid ix_attempts_2025_late it left"
+        " — kept: ix_attempts_late (invalid until every partition has its index) and"
+        " ix_attempts_2024_late (valid, attached); fix the cause and run the revision again, which"
+        " keeps what is valid and builds the rest; if you change the index definition, first"
+        " DROP INDEX ix_attempts_late (drops its partitions' indexes too)"
+    )
+    assert invalid_indexes(engine) == []
+    assert index_state(engine, "ix_attempts_late") == (False, {"attempts_2024": True})
+
+
+def test_partitioned_index_helper_rerun_after_an_interrupted_run_completes(engine: Engine, learner):
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2026-03-01 00:00:00+00", 6)  # one row scores 0.5
+    with engine.connect() as conn:  # what an interrupted run leaves, statement by statement
+        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+        auto.execute(text("CREATE INDEX ix_attempts_score ON ONLY attempts (score)"))
+        auto.execute(text("CREATE INDEX CONCURRENTLY ix_attempts_2025_score ON attempts_2025 (score)"))
+        auto.execute(text("ALTER INDEX ix_attempts_score ATTACH PARTITION ix_attempts_2025_score"))
+        auto.execute(text("CREATE INDEX CONCURRENTLY ix_attempts_2024_score ON attempts_2024 (score)"))
+        with pytest.raises(DBAPIError, match="division by zero"):  # killed mid-build: left invalid
+            auto.execute(
+                text(
+                    "CREATE INDEX CONCURRENTLY ix_attempts_2026_score ON attempts_2026 (score)"
+                    f" WHERE {FAILS_ON_HALF}"
+                )
+            )
+    assert invalid_indexes(engine) == ["ix_attempts_2026_score"]
+
+    build_index(engine, "ix_attempts_score", ["score"])
+
+    assert invalid_indexes(engine) == []
+    assert index_state(engine, "ix_attempts_score") == (
+        True,
+        dict.fromkeys([*YEARLY_FROM_0001, "attempts_default"], True),
+    )
+    with engine.connect() as conn:
+        rebuilt = conn.scalar(text("SELECT pg_get_indexdef('ix_attempts_2026_score'::regclass)"))
+    assert rebuilt == "CREATE INDEX ix_attempts_2026_score ON public.attempts_2026 USING btree (score)"
+    build_index(engine, "ix_attempts_score", ["score"])  # and once complete, a re-run does nothing
+
+
+def test_revision_using_the_partitioned_index_helper_passes_the_projects_lint(versions: Path) -> None:
+    # its ON ONLY statement is catalog-only and carries its squawk-ignore; the rest is CONCURRENTLY
+    add_python_revision(
+        versions,
+        "0005_index_attempts_score",
+        "0004",
+        """
+        from scripts.partitions import create_partitioned_index_concurrently
+
+        create_partitioned_index_concurrently(op, "ix_attempts_score", ["score"], where="score > 0.5")
+        """,
+    )
+    assert validate_migrations(offline=True).findings == []
 
 
 def test_partitioned_index_helper_refuses_malformed_columns():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 
@@ -178,6 +179,66 @@ def test_no_attempt_on_an_item_that_is_not_active(engine: Engine, status: str):
         user, item = make_user(conn), make_item(conn, status)
     with engine.connect() as conn, pytest.raises(IntegrityError, match="is not active"):
         add_attempts(conn, user, item, "2026-02-01")
+
+
+def test_a_batch_with_one_attempt_on_an_inactive_item_is_rejected_whole(engine: Engine):
+    with engine.begin() as conn:
+        user, live, retired = make_user(conn), make_item(conn), make_item(conn, "retired")
+    with engine.connect() as conn, pytest.raises(IntegrityError, match=f"item {retired} is not active"):
+        conn.execute(
+            text(
+                "INSERT INTO attempts (user_id, item_id, attempted_at, is_correct, score, response_time_ms)"
+                " SELECT :u, CASE WHEN n = 500 THEN :r ELSE :l END,"
+                " '2026-02-01'::timestamptz + n * interval '1 minute', true, 1, 900"
+                " FROM generate_series(1, 1000) AS n"
+            ),
+            {"u": user, "l": live, "r": retired},
+        )
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM attempts")) == 0
+
+
+def test_copy_of_attempts_checks_every_row(engine: Engine):
+    with engine.begin() as conn:
+        user, live, draft = make_user(conn), make_item(conn), make_item(conn, "draft")
+    rows = "".join(
+        f"{user}\t{draft if n == 7 else live}\t2026-03-01 00:{n:02d}:00+00\ttrue\t1\t900\n" for n in range(20)
+    )
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur, pytest.raises(Exception, match=f"item {draft} is not active"):
+            cur.copy_expert(
+                "COPY attempts (user_id, item_id, attempted_at, is_correct, score, response_time_ms)"
+                " FROM STDIN",
+                io.StringIO(rows),
+            )
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+@pytest.mark.parametrize("partition", ["attempts_default", "attempts_new"])
+def test_attempt_written_straight_into_a_partition_is_checked(engine: Engine, partition: str):
+    """A partition named directly (an existing one, or one attached later) checks the item too."""
+    with engine.begin() as conn:
+        user, draft = make_user(conn), make_item(conn, "draft")
+        if partition == "attempts_new":
+            conn.execute(
+                text(
+                    "CREATE TABLE attempts_new PARTITION OF attempts"
+                    " FOR VALUES FROM ('2030-01-01 00:00:00+00') TO ('2031-01-01 00:00:00+00')"
+                )
+            )
+    at = "2030-06-01" if partition == "attempts_new" else "2099-01-01"
+    table = engine.dialect.identifier_preparer.quote(partition)
+    with engine.connect() as conn, pytest.raises(IntegrityError, match="is not active"):
+        conn.execute(
+            text(
+                f"INSERT INTO {table} (user_id, item_id, attempted_at, is_correct, score, response_time_ms)"
+                " VALUES (:u, :i, CAST(:at AS timestamptz), true, 1, 900)"
+            ),
+            {"u": user, "i": draft, "at": at},
+        )
 
 
 def test_an_item_with_attempts_cannot_be_deleted(engine: Engine):

@@ -37,7 +37,11 @@ CHECKPOINTS = Table(
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
+    # why a running migration waits (health.py), NULL while it works
+    Column("paused_reason", Text),
 )
+# added after the first release: older tables get it on the next run (ensure_checkpoint_table)
+_ADDED_COLUMNS = ("paused_reason",)
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,18 @@ class CheckpointStatus:
     started_at: Any
     updated_at: Any
     finished_at: Any
+    running: bool = False  # a run holds the migration's advisory lock now
+    paused_reason: str | None = None
 
     @property
     def state(self) -> str:
-        return "finished" if self.finished_at is not None else "in progress"
+        """finished; running; paused (running, waiting for the database's health); stopped
+        (not finished, nobody running it: the same command resumes it)."""
+        if self.finished_at is not None:
+            return "finished"
+        if not self.running:
+            return "stopped"
+        return "paused" if self.paused_reason else "running"
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -63,6 +75,7 @@ class CheckpointStatus:
             "table": self.table,
             "key": ", ".join(self.key),
             "state": self.state,
+            "why": self.paused_reason if self.state == "paused" else None,
             "rows_done": self.rows_done,
             "rows_walked": self.rows_walked,
             "batches": self.batches,
@@ -79,6 +92,41 @@ def checkpoint_table_exists(conn: Connection) -> bool:
 
 def ensure_checkpoint_table(conn: Connection) -> None:
     conn.execute(CreateTable(CHECKPOINTS, if_not_exists=True))
+    q = conn.dialect.identifier_preparer.quote
+    for name in _ADDED_COLUMNS:
+        column = CHECKPOINTS.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {q(CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS {q(name)} {kind}")
+
+
+def _present_columns(conn: Connection) -> list[Any]:
+    """The columns of CHECKPOINTS the table has (one made by an older version lacks some)."""
+    names = set(
+        conn.scalars(
+            text("SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(:t) AND attnum > 0"),
+            {"t": CHECKPOINT_TABLE},
+        )
+    )
+    return [c for c in CHECKPOINTS.c if c.name in names]
+
+
+def set_paused(conn: Connection, name: str, reason: str | None) -> None:
+    """Record why the run waits (None: it works again), for ``data-migration status``."""
+    conn.execute(CHECKPOINTS.update().where(CHECKPOINTS.c.name == name).values(paused_reason=reason))
+
+
+def _running_names(conn: Connection) -> set[int]:
+    """The lock ids (name_lock_id) of data migrations running in this database now."""
+    return set(
+        conn.scalars(
+            text(
+                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND objsubid = 2 AND classid::bigint = :c"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"c": ADVISORY_CLASS & 0xFFFFFFFF},
+        )
+    )
 
 
 def load_checkpoint(conn: Connection, name: str) -> Any:
@@ -143,7 +191,9 @@ def status(
     with autocommit_connection(database_url, connection) as conn:
         if not checkpoint_table_exists(conn):
             return []
-        rows = conn.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.updated_at.desc(), CHECKPOINTS.c.name))
+        columns = _present_columns(conn)
+        running = _running_names(conn)
+        rows = conn.execute(select(*columns).order_by(CHECKPOINTS.c.updated_at.desc(), CHECKPOINTS.c.name))
         return [
             CheckpointStatus(
                 name=r.name,
@@ -156,6 +206,8 @@ def status(
                 started_at=r.started_at,
                 updated_at=r.updated_at,
                 finished_at=r.finished_at,
+                running=name_lock_id(r.name) & 0xFFFFFFFF in running,
+                paused_reason=getattr(r, "paused_reason", None),
             )
             for r in rows
         ]

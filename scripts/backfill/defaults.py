@@ -7,8 +7,26 @@ from __future__ import annotations
 # (benchmarks/bench_backfill.py) while the per-batch cost (BEGIN, commit, checkpoint) stays
 # a few percent of a single UPDATE's time.
 DEFAULT_BATCH_SIZE = 5000
+# Without --batch-size the size adapts so that a batch takes about this long: long enough
+# that BEGIN/COMMIT/checkpoint stay a few percent, short enough that the row locks a batch
+# holds never make the application wait noticeably (GitLab's batched background migrations
+# aim their optimizer at a similar fraction of their interval).
+DEFAULT_TARGET_BATCH_MS = 150.0
+DEFAULT_MIN_BATCH_SIZE = 100
+DEFAULT_MAX_BATCH_SIZE = 50_000
 DEFAULT_SLEEP_S = 0.0
 # A batch that waits longer than this for a row lock gives up, rolls back and retries later:
 # waiting longer would make the application's own writes queue behind it.
 DEFAULT_LOCK_TIMEOUT = "2s"
 DEFAULT_MAX_RETRIES = 10
+
+# Health thresholds checked before every batch (GitLab pauses its batched background
+# migrations on replication lag and on autovacuum of the table, for the same reasons).
+# A hot standby serving reads more than 10 s behind shows users stale data.
+DEFAULT_MAX_REPLAY_LAG_S = 10.0
+# Bytes of WAL a standby has not replayed: 4 WAL segments, seconds of replay for a standby.
+DEFAULT_MAX_REPLAY_LAG_BYTES = 64 * 1024**2
+# WAL kept on the primary's disk for replication slots (an inactive slot keeps it forever).
+DEFAULT_MAX_SLOT_WAL_BYTES = 1024**3
+# While paused, look again this often.
+DEFAULT_PAUSE_POLL_S = 5.0

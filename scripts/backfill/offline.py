@@ -3,6 +3,9 @@
 A DBA reviews the DO block and runs it with ``psql -v ON_ERROR_STOP=1``. It keeps the same
 checkpoint row as the online runner (last key done, as text), so a run started online can
 finish offline and the other way round, and takes the same advisory lock per name.
+
+The loop runs at a fixed batch size (the given one, else the default) and without the online
+runner's health checks (replica lag, autovacuum): a DBA running a script watches those.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def statements(plan: Plan) -> list[str]:
     retries, backoff = plan.options.max_retries, plan.options.backoff
     body = f"""DO {OFFLINE_DOLLAR_TAG}
 -- Batched data migration {plan.name}: UPDATE {table} SET ... WHERE ... in key ranges of
--- {plan.options.batch_size}, one COMMIT per batch together with its checkpoint row in {cp}.
+-- {plan.options.first_batch_size}, one COMMIT per batch together with its checkpoint row in {cp}.
 DECLARE
 {chr(10).join(declare)}
     _bf_cp {cp}%ROWTYPE;
@@ -151,7 +154,7 @@ BEGIN
             SELECT {", ".join("b." + c for c in cols)}, count(*) OVER ()
               INTO {", ".join(hi)}, _bf_walked
               FROM (SELECT {key_list} FROM {table} WHERE ({key_list}) >= {lo_row}
-                    ORDER BY {key_list} LIMIT {plan.options.batch_size}) AS b
+                    ORDER BY {key_list} LIMIT {plan.options.first_batch_size}) AS b
              ORDER BY {", ".join("b." + c + " DESC" for c in cols)} LIMIT 1;
             UPDATE {table} SET
 {plan.set_}

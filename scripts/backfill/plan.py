@@ -15,9 +15,13 @@ from typing import Any
 from scripts.backfill.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MIN_BATCH_SIZE,
     DEFAULT_SLEEP_S,
+    DEFAULT_TARGET_BATCH_MS,
 )
+from scripts.backfill.health import HealthLimits
 from scripts.db.durations import duration
 from scripts.db.retry import Backoff
 from scripts.errors import ConfigError, DataMigrationError
@@ -41,18 +45,32 @@ OFFLINE_DOLLAR_TAG = "$alp_backfill$"
 class BatchOptions:
     """How a data migration runs its batches; the same for the CLI, the library and revisions.
 
-    Checked on construction, so an invalid value never reaches a database.
+    ``batch_size`` fixes the keys per batch; without it (None) the size adapts between
+    ``min_batch_size`` and ``max_batch_size`` so that a batch takes about ``target_batch_ms``
+    (pacing.py). ``health`` says when to pause (health.py). Checked on construction, so an
+    invalid value never reaches a database.
     """
 
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None
     sleep: float = DEFAULT_SLEEP_S
     lock_timeout: str = DEFAULT_LOCK_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    target_batch_ms: float = DEFAULT_TARGET_BATCH_MS
+    min_batch_size: int = DEFAULT_MIN_BATCH_SIZE
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    health: HealthLimits = field(default_factory=HealthLimits)
     backoff: Backoff = field(default=BACKOFF, compare=False)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size {self.batch_size} is not positive", "use --batch-size 1 or more")
+        if not 1 <= self.min_batch_size <= self.max_batch_size:
+            raise ConfigError(
+                f"batch size bounds {self.min_batch_size}..{self.max_batch_size} are not 1 <= min <= max",
+                "use --min-batch-size 1 or more, and --max-batch-size at least as large",
+            )
+        if self.target_batch_ms <= 0:
+            raise ConfigError(f"target batch time {self.target_batch_ms} ms is not positive", "use 1 or more")
         if self.sleep < 0:
             raise ConfigError(f"sleep {self.sleep} is negative", "use --sleep 0 or more seconds")
         if self.max_retries < 0:
@@ -69,6 +87,17 @@ class BatchOptions:
             raise TypeError(f"unexpected batch option {', '.join(unknown)}")
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(options or cls(), **given)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.batch_size is None
+
+    @property
+    def first_batch_size(self) -> int:
+        """The given size, or the default one within the bounds (where adapting starts)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return min(max(DEFAULT_BATCH_SIZE, self.min_batch_size), self.max_batch_size)
 
 
 def check_max_runtime(max_runtime: float | None) -> None:

@@ -21,6 +21,8 @@ class Reporter(Protocol):
 
     def retry(self, message: str) -> None: ...
 
+    def pause(self, message: str) -> None: ...
+
     def finish(self, summary: str) -> None: ...
 
 
@@ -34,6 +36,9 @@ class Silent:
         pass
 
     def retry(self, message: str) -> None:
+        pass
+
+    def pause(self, message: str) -> None:
         pass
 
     def finish(self, summary: str) -> None:
@@ -112,6 +117,9 @@ class LineReporter:
     def retry(self, message: str) -> None:
         self._write(f"data migration {self.rate.name}: {message}")
 
+    def pause(self, message: str) -> None:
+        self._write(f"data migration {self.rate.name}: {message}")
+
     def finish(self, summary: str) -> None:
         self._write(summary)
 
@@ -163,6 +171,9 @@ class RichReporter:
         )
 
     def retry(self, message: str) -> None:
+        self.progress.console.print(f"alp-db: {message}")
+
+    def pause(self, message: str) -> None:
         self.progress.console.print(f"alp-db: {message}")
 
     def finish(self, summary: str) -> None:

@@ -24,9 +24,11 @@ from scripts.backfill.checkpoints import (
     load_checkpoint,
 )
 from scripts.backfill.expressions import check_key_not_assigned, parse_expressions
+from scripts.backfill.pacing import BatchSizer
 from scripts.backfill.plan import BatchOptions, Plan, check_max_runtime, default_name, parse_key, show_key
 from scripts.backfill.progress import Reporter, Silent
 from scripts.backfill.sql import Statements, key_params
+from scripts.backfill.throttle import Throttle
 from scripts.db import sqlstate as states
 from scripts.db.engine import connection_lost, first_line
 from scripts.db.retry import RetriesExhausted, with_retries
@@ -51,6 +53,9 @@ class BackfillResult:
     last_key: tuple[str, ...] | None
     elapsed_s: float
     longest_batch_ms: float
+    last_batch_size: int = 0  # the adaptive size reached (or the fixed one)
+    pauses: int = 0  # times the run waited for the database's health (throttle.py)
+    paused_s: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -60,6 +65,7 @@ class BackfillResult:
         data = {**asdict(self), "finished": self.finished}
         data["elapsed_s"] = round(self.elapsed_s, 3)
         data["longest_batch_ms"] = round(self.longest_batch_ms, 1)
+        data["paused_s"] = round(self.paused_s, 1)
         return data
 
     def summary(self) -> str:
@@ -72,6 +78,8 @@ class BackfillResult:
             f"data migration {self.name}: {self.outcome}, {self.rows_updated} rows updated in"
             f" {self.batches} batches ({self.rows_done_total} in all), {self.elapsed_s:.1f}s"
         )
+        if self.pauses:
+            text_ += f", paused {self.pauses} times ({self.paused_s:.1f}s) for the database's health"
         if self.outcome == "stopped at max runtime":
             text_ += "; run the same command again to resume"
         return text_
@@ -260,11 +268,25 @@ class _Runner:
                 walked=row.rows_walked,
                 updated=row.rows_done,
             )
+        sizer = BatchSizer(
+            size=options.first_batch_size,
+            adaptive=options.adaptive,
+            target_s=options.target_batch_ms / 1000,
+            min_size=options.min_batch_size,
+            max_size=options.max_batch_size,
+        )
+        throttle = Throttle(
+            self.conn, plan.name, plan.table, self.relation.oid, options.health, self.reporter
+        )
+        deadline = started + self.max_runtime if self.max_runtime is not None else None
         while not outcome:
+            if not throttle.wait(deadline):
+                outcome = "stopped at max runtime"
+                break
             batch_started = time.perf_counter()
             try:
                 step, retried = with_retries(
-                    partial(self._batch, last),
+                    partial(self._batch, last, sizer.size),
                     retries=options.max_retries,
                     backoff=options.backoff,
                     on_retry=partial(self._report_retry, last),
@@ -276,11 +298,14 @@ class _Runner:
                     raise lost(f"data migration {plan.name!r}", exc, self.conn.engine.url, last) from None
                 raise self._failure(exc, last) from None
             totals["retries"] += retried
-            longest = max(longest, time.perf_counter() - batch_started)
+            took = time.perf_counter() - batch_started
+            longest = max(longest, took)
             if step is None:
                 outcome = "finished"
                 break
             last, walked, updated = step
+            if not retried:  # a batch that waited for locks says nothing about its own cost
+                sizer.observe(took, walked)
             totals["walked"] += walked
             totals["updated"] += updated
             totals["batches"] += 1
@@ -305,17 +330,20 @@ class _Runner:
             last_key=last,
             elapsed_s=time.monotonic() - started,
             longest_batch_ms=longest * 1000,
+            last_batch_size=sizer.size,
+            pauses=throttle.pauses,
+            paused_s=throttle.paused_s,
         )
         if outcome != "already finished":
             self.reporter.finish(result.summary())
         return result
 
-    def _batch(self, last: tuple[str, ...] | None) -> Step | None:
+    def _batch(self, last: tuple[str, ...] | None, size: int) -> Step | None:
         """One key range: find its end, update it, move the checkpoint — one transaction."""
         conn, sql, plan = self.conn, self.sql, self.plan
         params: dict[str, Any] = {
             **key_params("lo", last),
-            "batch_size": plan.options.batch_size,
+            "batch_size": size,
             "lock_timeout": plan.options.lock_timeout,
             "name": plan.name,
         }

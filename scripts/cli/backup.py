@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from scripts.cli.common import EXIT_OK, EXIT_PROBLEMS, database_url_option, handle_errors, human_size
+from scripts.cli.common import EXIT_OK, EXIT_PROBLEMS, database_url_option, handle_errors
+from scripts.db.sizes import human_size
 
 
 @click.command()

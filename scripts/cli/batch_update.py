@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import click
 
-from scripts.backfill.defaults import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_SLEEP_S,
-)
+from scripts.backfill import defaults
 from scripts.cli.common import database_url_option, format_option, handle_errors, render
+
+MB = 1024**2
 
 
 @click.command("batch-update")
@@ -21,14 +18,35 @@ from scripts.cli.common import database_url_option, format_option, handle_errors
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=DEFAULT_BATCH_SIZE,
+    default=None,
+    help="Keys per batch (one commit each), fixed. Default: adapted to --target-batch-ms,"
+    f" starting at {defaults.DEFAULT_BATCH_SIZE}.",
+)
+@click.option(
+    "--target-batch-ms",
+    type=click.FloatRange(min=1),
+    default=defaults.DEFAULT_TARGET_BATCH_MS,
     show_default=True,
-    help="Keys per batch (one commit each), sized for batches well under 150 ms.",
+    help="Without --batch-size: the batch duration the size adapts to.",
+)
+@click.option(
+    "--min-batch-size",
+    type=click.IntRange(min=1),
+    default=defaults.DEFAULT_MIN_BATCH_SIZE,
+    show_default=True,
+    help="Without --batch-size: the smallest size it adapts to.",
+)
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=defaults.DEFAULT_MAX_BATCH_SIZE,
+    show_default=True,
+    help="Without --batch-size: the largest size it adapts to.",
 )
 @click.option(
     "--sleep",
     type=click.FloatRange(min=0),
-    default=DEFAULT_SLEEP_S,
+    default=defaults.DEFAULT_SLEEP_S,
     show_default=True,
     help="Pause between batches, seconds.",
 )
@@ -39,20 +57,58 @@ from scripts.cli.common import database_url_option, format_option, handle_errors
     type=click.FloatRange(min=0),
     default=None,
     metavar="SECONDS",
-    help="Stop cleanly at a checkpoint after this long (checked after each batch).",
+    help="Stop cleanly at a checkpoint after this long (checked before and after each batch).",
 )
 @click.option(
     "--lock-timeout",
-    default=DEFAULT_LOCK_TIMEOUT,
+    default=defaults.DEFAULT_LOCK_TIMEOUT,
     show_default=True,
     help="Per batch; a batch that waits longer for a row lock is retried.",
 )
 @click.option(
     "--max-retries",
     type=click.IntRange(min=0),
-    default=DEFAULT_MAX_RETRIES,
+    default=defaults.DEFAULT_MAX_RETRIES,
     show_default=True,
     help="Retries of one batch.",
+)
+@click.option(
+    "--max-replay-lag",
+    type=click.FloatRange(min=0),
+    default=defaults.DEFAULT_MAX_REPLAY_LAG_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Pause while a standby's replay lag is longer.",
+)
+@click.option(
+    "--max-replay-lag-mb",
+    type=click.FloatRange(min=0),
+    default=defaults.DEFAULT_MAX_REPLAY_LAG_BYTES / MB,
+    show_default=True,
+    help="Pause while a standby has more WAL than this left to replay.",
+)
+@click.option(
+    "--max-slot-wal-mb",
+    type=click.FloatRange(min=0),
+    default=defaults.DEFAULT_MAX_SLOT_WAL_BYTES / MB,
+    show_default=True,
+    help="Pause while replication slots keep more WAL than this on the primary.",
+)
+@click.option(
+    "--pause-on-autovacuum",
+    type=click.Choice(["wraparound", "any", "never"]),
+    default="wraparound",
+    show_default=True,
+    help="Pause while autovacuum works on the table: only an anti-wraparound one, any, or never.",
+)
+@click.option("--no-health-checks", is_flag=True, help="Never pause for replicas or autovacuum.")
+@click.option(
+    "--pause-poll",
+    type=click.FloatRange(min=0),
+    default=defaults.DEFAULT_PAUSE_POLL_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="While paused, look at the database's health this often.",
 )
 @format_option
 @database_url_option
@@ -62,13 +118,22 @@ def batch_update(
     set_: str,
     where: str | None,
     key: str | None,
-    batch_size: int,
+    batch_size: int | None,
+    target_batch_ms: float,
+    min_batch_size: int,
+    max_batch_size: int,
     sleep: float,
     name: str | None,
     dry_run: bool,
     max_runtime: float | None,
     lock_timeout: str,
     max_retries: int,
+    max_replay_lag: float,
+    max_replay_lag_mb: float,
+    max_slot_wal_mb: float,
+    pause_on_autovacuum: str,
+    no_health_checks: bool,
+    pause_poll: float,
     fmt: str,
     database_url: str | None,
 ) -> None:
@@ -76,15 +141,32 @@ def batch_update(
 
     Every matching row is updated exactly once, even when SET changes what WHERE reads. A
     killed or stopped run resumes after its last committed batch when run again with the
-    same --name (the default name is the same for the same command).
+    same --name (the default name is the same for the same command). Before each batch it
+    pauses while a standby lags, replication slots hold too much WAL, or an anti-wraparound
+    autovacuum works on the table.
     """
     import sys
 
     from scripts import backfill
     from scripts.backfill import progress as backfill_progress
+    from scripts.backfill.health import HealthLimits
 
     options = backfill.BatchOptions(
-        batch_size=batch_size, sleep=sleep, lock_timeout=lock_timeout, max_retries=max_retries
+        batch_size=batch_size,
+        target_batch_ms=target_batch_ms,
+        min_batch_size=min_batch_size,
+        max_batch_size=max_batch_size,
+        sleep=sleep,
+        lock_timeout=lock_timeout,
+        max_retries=max_retries,
+        health=HealthLimits(
+            enabled=not no_health_checks,
+            max_replay_lag_s=max_replay_lag,
+            max_replay_lag_bytes=int(max_replay_lag_mb * MB),
+            max_slot_wal_bytes=int(max_slot_wal_mb * MB),
+            pause_on_autovacuum=pause_on_autovacuum,
+            poll_s=pause_poll,
+        ),
     )
     result = backfill.batch_update(
         database_url,

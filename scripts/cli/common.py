@@ -14,14 +14,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
 
 
-def human_size(size_bytes: int | float | None) -> str:
-    """Sizes as people read them, one way everywhere: decimal units ("129.1 kB"), as
-    PostgreSQL's pg_size_pretty would not (it uses 1024 and says "kB" for KiB)."""
-    from rich.filesize import decimal
-
-    return "" if size_bytes is None else decimal(int(size_bytes))
-
-
 def interactive() -> bool:
     """A person at a terminal can answer a prompt (stdin may even be closed under CI)."""
     return sys.stdin is not None and sys.stdin.isatty()

@@ -8,7 +8,7 @@ from scripts.cli.batch_update import batch_update
 from scripts.cli.common import database_url_option, format_option, handle_errors, render
 
 # the table view; --format json has every field (started_at, rows_walked, ...)
-TABLE_COLUMNS = ["name", "table", "state", "rows_done", "batches", "last_key", "updated_at"]
+TABLE_COLUMNS = ["name", "table", "state", "why", "rows_done", "batches", "last_key", "updated_at"]
 
 
 @click.group("data-migration")
@@ -24,7 +24,9 @@ data_migration.add_command(batch_update, "run")
 @database_url_option
 @handle_errors
 def status(fmt: str, database_url: str | None) -> None:
-    """List data migrations with their checkpoints: rows done, last key, finished or not."""
+    """List data migrations with their checkpoints: rows done, last key, and their state:
+    running, paused (and why: a lagging standby, WAL kept by slots, autovacuum), stopped
+    (the same command resumes it) or finished."""
     from scripts import backfill
 
     rows = [s.as_row() for s in backfill.status(database_url)]

@@ -123,9 +123,13 @@ def dev_db_psql(psql_args: tuple[str, ...]) -> None:
 def dev_db_destroy(yes: bool) -> None:
     """Stop the local database and delete its data."""
     from scripts.db import devdb
+    from scripts.errors import ConfigError
 
     cluster = devdb.dev_cluster()
-    if not yes and interactive():
+    if not yes:
+        # as rollback does: no one to ask (stdin closed or not a terminal) is not a yes
+        if not interactive():
+            raise ConfigError(f"deleting {cluster.home} and all its data needs confirmation", "pass --yes")
         click.confirm(f"Delete {cluster.home} and all its data?", abort=True)
     cluster.destroy()
     click.echo(f"destroyed {cluster.home}")

@@ -1,4 +1,4 @@
-"""``alp-db migration status|generate|rollback``."""
+"""``alp-db migration status|generate|rollback|plan``."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ from scripts.cli.common import (
     render,
     runtime_options,
 )
+from scripts.cli.migration_plan import plan
 
 
 @click.group()
 def migration() -> None:
-    """Inspect, create and roll back revisions."""
+    """Inspect, create, plan and roll back revisions."""
+
+
+migration.add_command(plan)
 
 
 @migration.command()

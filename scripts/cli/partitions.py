@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from scripts.cli.common import EXIT_PROBLEMS, database_url_option, format_option, handle_errors, render
-from scripts.partitions.defaults import DEFAULT_AHEAD, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, INTERVALS
+from scripts.partitions.defaults import (
+    DEFAULT_AHEAD,
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    INTERVALS,
+)
 
 table_option = click.option(
     "--table",
@@ -39,6 +45,13 @@ def partitions() -> None:
 @click.option(
     "--start", default=None, help="First period to cover, YYYY-MM-DD (default: earliest row or today)."
 )
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_ROWS,
+    show_default=True,
+    help="Rows moved out of the default partition per short transaction.",
+)
 @lock_timeout_option
 @database_url_option
 @format_option
@@ -48,6 +61,7 @@ def ensure_cmd(
     interval: str | None,
     ahead: int | None,
     start: str | None,
+    batch_rows: int,
     lock_timeout: str | None,
     database_url: str | None,
     fmt: str,
@@ -59,6 +73,9 @@ def ensure_cmd(
     def retrying(attempt: int) -> None:
         click.echo(f"alp-db: lock wait timed out; retrying ({attempt})", err=True)
 
+    def progress(partition: str, moved: int) -> None:
+        click.echo(f"alp-db: {partition}: moved {moved} row(s) out of the default partition", err=True)
+
     with session(database_url) as conn:
         result = lib.ensure(
             conn,
@@ -67,7 +84,9 @@ def ensure_cmd(
             ahead=ahead,
             start=start,
             lock_timeout=lock_timeout,
+            batch_rows=batch_rows,
             on_retry=retrying,
+            on_batch=progress,
         )
     if fmt == "json":
         render(result.as_json(), fmt)

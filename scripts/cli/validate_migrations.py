@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 @click.option(
     "--offline", is_flag=True, help="Check only the files (names, heads, SQL lint), not a database."
 )
+@click.option(
+    "--plan",
+    "with_plan",
+    is_flag=True,
+    help="Also measure the pending revisions (`alp-db migration plan`) and check that each"
+    " docstring names the write-blocking locks it takes.",
+)
 @handle_errors
-def validate_migrations(database_url: str | None, fmt: str, offline: bool) -> None:
+def validate_migrations(database_url: str | None, fmt: str, offline: bool, with_plan: bool) -> None:
     """Check revision files, their SQL and the migration history; exit 0 clean, 1 problems, 2 could not run.
 
     \b
@@ -32,13 +39,26 @@ def validate_migrations(database_url: str | None, fmt: str, offline: bool) -> No
     from scripts.checks.report import validate_migrations as validate
 
     report = validate(database_url, offline=offline)
+    gaps = _docstring_gaps(database_url) if with_plan else []
     if fmt == "json":
         import json
 
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        data = report.as_dict()
+        if with_plan:
+            data["docstring_gaps"] = [str(gap) for gap in gaps]
+        click.echo(json.dumps(data, indent=2))
     else:
         _print_text(report)
-    sys.exit(report.exit_code)
+        for gap in gaps:
+            click.echo(f"ERROR [docstring-names-measured-locks] {gap}")
+    sys.exit(max(report.exit_code, 1 if gaps else 0))
+
+
+def _docstring_gaps(database_url: str | None) -> list[object]:
+    from scripts.migrations.plan import plan_migrations
+    from scripts.migrations.plan_check import docstring_gaps
+
+    return list(docstring_gaps(plan_migrations(database_url)))
 
 
 def _print_text(report: ValidationReport) -> None:

@@ -1,4 +1,5 @@
-"""PostgreSQL client programs (pg_dump, pg_restore, psql) that match a server's major version.
+"""PostgreSQL client programs (pg_dump, pg_restore, psql): the one matching a server, and how
+to run it against a URL without the password ever reaching argv or the environment.
 
 A custom-format archive carries a format version, and pg_restore refuses a newer one than it
 knows ("unsupported version (1.16) in file header"); pg_dump of a newer major also writes
@@ -17,9 +18,15 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
+from scripts.db.urls import libpq_environment
 from scripts.errors import DevDatabaseError
 
 SYSTEM_BINDIRS = Path("/usr/lib/postgresql")  # Debian/Ubuntu: one bin/ per installed major
@@ -114,3 +121,62 @@ def install_hint(server_major: int) -> str:
         f"install the PostgreSQL {server_major} client programs (Debian/Ubuntu: apt-get install "
         f"postgresql-client-{server_major}) or pass --bindir / set {ENV_BINDIR} to their bin/"
     )
+
+
+# -- running one against a URL ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DumpCommand:
+    """What a client program is run with: flags in argv, every connection parameter in the environment."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
+def run_client(
+    url: URL, exe: Path, args: list[str], *, stdout: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a libpq client program against ``url``: password in a temporary passfile only."""
+    with _passfile(url.password) as passfile:
+        command = build_command(url, exe, passfile)
+        return subprocess.run(
+            [*command.argv, *args],
+            stdout=subprocess.PIPE if stdout is None else stdout,
+            stderr=subprocess.PIPE,
+            env=command.env,
+            text=True,
+            check=False,
+        )
+
+
+def build_command(url: URL, exe: Path, passfile: Path | None) -> DumpCommand:
+    """The argv and environment for a client program; neither ever holds the password itself."""
+    from scripts.db.engine import DEFAULT_CONNECT_TIMEOUT_S, ENV_CONNECT_TIMEOUT
+
+    # Inherited PG* variables are dropped: PGPASSWORD would outrank our passfile, and a
+    # stray PGHOST or PGSERVICE would point the program at another server than the URL's.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(libpq_environment(url))
+    env["PGCONNECT_TIMEOUT"] = os.environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_TIMEOUT_S))
+    env["PGAPPNAME"] = f"alp-db {exe.name}"
+    if passfile is not None:
+        env["PGPASSFILE"] = str(passfile)
+    # --no-password: fail at once rather than wait on a prompt nobody sees
+    return DumpCommand(argv=[str(exe), "--no-password"], env=env)
+
+
+@contextmanager
+def _passfile(password: str | None) -> Iterator[Path | None]:
+    """A password file (libpq, "The Password File") readable by us only, removed afterwards."""
+    if not password:
+        yield None
+        return
+    fd, name = tempfile.mkstemp(prefix="alp-db-pgpass-")  # mkstemp creates it 0600
+    try:
+        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"*:*:*:*:{escaped}\n")
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)

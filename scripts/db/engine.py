@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Connection, Engine
@@ -97,3 +98,13 @@ def connect(engine: Engine) -> Iterator[Connection]:
         raise describe_connect_error(exc, engine.url) from None
     with conn:
         yield conn
+
+
+def session(
+    database_url: str | URL | None = None, **engine_options: Any
+) -> AbstractContextManager[Connection]:
+    """:func:`scripts.db.target.session`, for callers that import it from here (it lives beside
+    resolve_url, which it needs: importing it at the top would make engine -> target a cycle)."""
+    from scripts.db.target import session as target_session
+
+    return target_session(database_url, **engine_options)

@@ -37,3 +37,19 @@ def describe(code: str | None) -> str:
     if code is None:
         return "unknown error"
     return errorcodes.lookup(code).lower().replace("_", " ")
+
+
+def privilege_hint(message: str, role: str | None) -> str:
+    """What to do about an INSUFFICIENT_PRIVILEGE error, told apart by its message.
+
+    ALTER, DROP, CREATE INDEX and COMMENT need ownership ("must be owner of table users"),
+    and ownership is not a privilege GRANT can give: only the owner, a member of the owning
+    role, or a superuser may (PostgreSQL docs, "Privileges", 5.8).
+    """
+    if "must be owner of" in message:
+        member = f"GRANT <owning role> TO {role}" if role else "GRANT <owning role> TO <role>"
+        return (
+            "run it as the table's owner or a member of the owning role"
+            f" ({member}); ownership is not a privilege GRANT can give"
+        )
+    return f"grant the privilege to role {role!r}, or run it as the schema owner"

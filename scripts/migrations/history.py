@@ -24,8 +24,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
+    func,
     insert,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
@@ -62,6 +65,14 @@ def define_table(metadata: MetaData) -> Table:
 
 HISTORY_TABLE = define_table(MetaData())
 ERROR_MESSAGE_LIMIT = 4000  # enough for PostgreSQL's message, detail and hint
+# A revision's row while it runs: written (autocommit) before its transaction begins, turned
+# into its success row inside that transaction, or into its failure row after. A row still
+# "running" when the next migrator holds the lock belongs to a migrator that was killed.
+RUNNING = "running"
+INTERRUPTED = (
+    "interrupted: the migrator's connection was lost while this revision ran"
+    " (its transaction was rolled back)"
+)
 
 
 def revision_files(module_path: str | Path) -> list[Path]:
@@ -130,23 +141,48 @@ class HistoryRow:
     success: bool
     error_message: str | None = None
 
-    def insert(self) -> Insert:
+    def values(self) -> dict[str, object]:
         message = self.error_message
         if message is not None and len(message) > ERROR_MESSAGE_LIMIT:
             message = message[: ERROR_MESSAGE_LIMIT - 1] + "…"
+        return {
+            "revision": self.revision,
+            "migration_name": self.migration_name,
+            "direction": self.direction,
+            "checksum": self.checksum,
+            "duration_ms": self.duration_ms,
+            "success": self.success,
+            "error_message": message,
+        }
+
+    def insert(self) -> Insert:
+        return insert(HISTORY_TABLE).inline().values(**self.values())
+
+    def replace(self, row_id: int) -> Update:
+        """Turn the row ``row_id`` (this revision's "running" row) into this one."""
         return (
-            insert(HISTORY_TABLE)
-            .inline()
-            .values(
-                revision=self.revision,
-                migration_name=self.migration_name,
-                direction=self.direction,
-                checksum=self.checksum,
-                duration_ms=self.duration_ms,
-                success=self.success,
-                error_message=message,
-            )
+            update(HISTORY_TABLE)
+            .where(HISTORY_TABLE.c.id == row_id)
+            .values(**self.values(), applied_at=func.now())
         )
+
+
+def start(conn: Connection, row: HistoryRow) -> int:
+    """Write ``row`` as the revision's "running" row; its id, to :meth:`HistoryRow.replace` later."""
+    running = HistoryRow(**{**row.__dict__, "success": False, "error_message": RUNNING})
+    return int(conn.scalar(insert(HISTORY_TABLE).values(**running.values()).returning(HISTORY_TABLE.c.id)))
+
+
+def record_interrupted(conn: Connection) -> list[str]:
+    """Mark "running" rows left by a migrator that is gone as interrupted; their revisions."""
+    return list(
+        conn.scalars(
+            update(HISTORY_TABLE)
+            .where(~HISTORY_TABLE.c.success, HISTORY_TABLE.c.error_message == RUNNING)
+            .values(error_message=INTERRUPTED)
+            .returning(HISTORY_TABLE.c.revision)
+        )
+    )
 
 
 def table_exists(conn: Connection) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
@@ -54,13 +54,14 @@ def set_lock_timeout(conn: Connection, value: str) -> None:
 
 @dataclass
 class LockRetries:
-    """The retry policy of one run, and what it did (``attempts``: revision -> attempts made)."""
+    """The retry policy of one run and where it stands: the revision running, its attempt."""
 
     settings: RuntimeSettings
     notice: Callable[[str], None]
-    attempts: dict[str, int] = field(default_factory=dict)
-    entered_autocommit: bool = False
     current: Script | None = None
+    attempt: int = 1
+    started: float = 0.0
+    entered_autocommit: bool = False
     last_timeout: str = ""  # the lock_timeout the last statement ran with
 
     @property
@@ -78,48 +79,34 @@ class LockRetries:
             return False
         return declared is True or not self.entered_autocommit
 
-    def prepare(self, conn: Connection, script: Script | None, attempt: int = 1) -> None:
-        """Before ``script`` runs (inside the previous revision's transaction, or before the first):
-        its lock_timeout for this attempt."""
-        self.current = script
+    def on_step_start(self, conn: Connection, script: Script | None) -> None:
+        """Before a revision's transaction begins: its lock_timeout for this attempt."""
+        if script is None or self.current is None or script.revision != self.current.revision:
+            self.current, self.attempt, self.started = script, 1, time.monotonic()
         self.entered_autocommit = False
         if script is None or not self.enabled or declared_policy(script) is False:
             self.last_timeout = self.settings.lock_timeout
         else:
-            self.last_timeout = self.step_timeout(attempt)
+            self.last_timeout = self.step_timeout(self.attempt)
         set_lock_timeout(conn, self.last_timeout)
 
-    def watch_autocommit(self, ctx: MigrationContext) -> None:
-        """Note when a revision commits work of its own (``autocommit_block``, a public method of
-        MigrationContext that ``op.get_context()`` returns), and give those statements the full
-        ``lock_timeout`` unless the revision declared itself safe to retry."""
-        original = ctx.autocommit_block
-
-        @contextmanager
-        def autocommit_block() -> Iterator[Any]:
-            self.entered_autocommit = True
-            if declared_policy(self.current) is not True:
-                self.last_timeout = self.settings.lock_timeout
-                set_lock_timeout(ctx.connection, self.last_timeout)  # type: ignore[arg-type]
-            with original():
-                yield
-
-        ctx.autocommit_block = autocommit_block  # type: ignore[method-assign]
+    def on_autocommit(self, conn: Connection) -> None:
+        """The revision commits work of its own: give its statements there the full
+        ``lock_timeout``, unless it declared itself safe to retry."""
+        self.entered_autocommit = True
+        if declared_policy(self.current) is not True:
+            self.last_timeout = self.settings.lock_timeout
+            set_lock_timeout(conn, self.last_timeout)
 
     def run(
         self,
         conn: Connection,
         attempt_run: Callable[[], None],
-        next_revision: Callable[[], Script | None],
         *,
         can_resume: Callable[[], bool],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``attempt_run()`` (Alembic's run_migrations) until it succeeds or may not retry."""
-        script = next_revision()
-        attempt, started = 1, time.monotonic()
-        self.prepare(conn, script)
-        conn.commit()
         while True:
             try:
                 attempt_run()
@@ -128,28 +115,54 @@ class LockRetries:
                 if sqlstate(exc) != LOCK_NOT_AVAILABLE:
                     raise
                 conn.rollback()
-                failed = next_revision()  # later than ``script`` if revisions were applied meanwhile
-                if failed is None or failed.revision != getattr(script, "revision", None):
-                    script, attempt, started = failed, 1, time.monotonic()
-                pause = PAUSES.pause(attempt)
-                if not (self.retries(failed) and can_resume()) or (
-                    time.monotonic() - started + pause > self.settings.lock_retry_budget
+                failed = self.current
+                pause = PAUSES.pause(self.attempt)
+                if (
+                    failed is None
+                    or not (self.retries(failed) and can_resume())
+                    or time.monotonic() - self.started + pause > self.settings.lock_retry_budget
                 ):
-                    self.attempts[getattr(failed, "revision", "?")] = attempt
                     raise
                 self.notice(
-                    f"revision {failed.revision} could not take its locks within"  # type: ignore[union-attr]
-                    f" {self.last_timeout} (attempt {attempt}); rolled back, retrying in {pause:.2f}s"
+                    f"revision {failed.revision} could not take its locks within {self.last_timeout}"
+                    f" (attempt {self.attempt}); rolled back, retrying in {pause:.2f}s"
                 )
                 sleep(pause)
-                attempt += 1
-                self.attempts[failed.revision] = attempt  # type: ignore[union-attr]
-                self.prepare(conn, failed, attempt)
-                conn.commit()
+                self.attempt += 1
 
 
-def heads_of(conn: Connection, ctx: MigrationContext | None = None) -> Collection[str]:
+class StepHooks:
+    """Calls ``on_start`` before each revision's transaction and ``on_autocommit`` when a revision
+    enters ``autocommit_block()``, by wrapping those two public methods of the MigrationContext
+    (``op.get_context()`` returns the same object). Alembic offers no hook at the start of a step;
+    with ``transaction_per_migration`` it begins one transaction per revision, and this env.py
+    begins none of its own (tests/test_alembic_contract.py pins both)."""
+
+    def __init__(
+        self,
+        ctx: MigrationContext,
+        on_start: Callable[[], None],
+        on_autocommit: Callable[[], None],
+    ) -> None:
+        begin, autocommit = ctx.begin_transaction, ctx.autocommit_block
+
+        def begin_transaction(*args: Any, **kwargs: Any) -> Any:
+            on_start()
+            return begin(*args, **kwargs)
+
+        @contextmanager
+        def autocommit_block() -> Iterator[Any]:
+            on_autocommit()
+            with autocommit():
+                yield
+
+        ctx.begin_transaction = begin_transaction  # type: ignore[method-assign]
+        ctx.autocommit_block = autocommit_block  # type: ignore[method-assign]
+
+
+def heads_of(conn: Connection, ctx: MigrationContext, *, commit: bool = True) -> Collection[str]:
     """The database's heads now, read on ``conn`` outside any revision's transaction."""
-    heads = (ctx or MigrationContext.configure(conn)).get_current_heads()
-    conn.commit()
+    heads = ctx.get_current_heads()
+    if commit:
+        conn.commit()
     return heads

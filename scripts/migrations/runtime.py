@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from contextlib import ExitStack
-from typing import Any, cast
+from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationInfo
-from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
@@ -32,11 +29,12 @@ from scripts.db import sqlstate
 from scripts.db.engine import connect, first_line, make_engine
 from scripts.db.target import resolve_url
 from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
-from scripts.migrations import history
+from scripts.migrations import history, sessions
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
-from scripts.migrations.lock_retries import LockRetries, heads_of
+from scripts.migrations.lock_retries import LockRetries, StepHooks, heads_of
 from scripts.migrations.settings import RuntimeSettings
+from scripts.migrations.steps import Steps
 
 ENV_ALLOW_CHANGED = "ALP_DB_ALLOW_CHANGED_REVISIONS"
 
@@ -58,78 +56,6 @@ def run(context: Any) -> None:
         if context.config.attributes.get(LIBRARY):
             raise
         raise CommandError(str(exc)) from exc
-
-
-class Recorder:
-    """``on_version_apply``: a migration_history row per revision, and what the run did."""
-
-    def __init__(
-        self,
-        done: list[str] | None = None,
-        *,
-        history_ready: bool = True,
-        next_step: Callable[[Connection, Collection[str], str], None] | None = None,
-    ) -> None:
-        self.next_step = next_step  # prepares the revision that runs after this one
-        self.mark = time.monotonic()  # when the step now running started
-        self.done = done if done is not None else []  # revisions applied or undone, in order
-        self.heads: set[str] = set()
-        # Online, migration_history may be created with the first revision (same transaction,
-        # no extra commit); offline scripts create it up front.
-        self.history_ready = history_ready
-
-    def restart(self) -> None:
-        self.mark = time.monotonic()
-
-    def elapsed_ms(self) -> int:
-        return round((time.monotonic() - self.mark) * 1000)
-
-    def on_version_apply(
-        self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], *_: Any, **__: Any
-    ) -> None:
-        self.heads = set(heads)
-        script = cast(Script | None, step.up_revision)  # a Script: ScriptDirectory's map
-        if step.is_stamp or script is None:
-            return
-        if not self.history_ready:
-            history.HISTORY_TABLE.create(ctx.connection)  # type: ignore[arg-type]
-            self.history_ready = True
-        direction = "upgrade" if step.is_upgrade else "downgrade"
-        row = row_for(script, direction, success=True, duration_ms=None if ctx.as_sql else self.elapsed_ms())
-        ctx.execute(row.insert())
-        self.done.append(script.revision)
-        self.restart()
-        if self.next_step is not None and not ctx.as_sql:
-            self.next_step(ctx.connection, self.heads, direction)  # type: ignore[arg-type]
-
-
-def row_for(
-    script: Script, direction: str, *, success: bool, duration_ms: int | None, error: str | None = None
-) -> history.HistoryRow:
-    return history.HistoryRow(
-        revision=script.revision,
-        migration_name=history.migration_name(script.path),
-        direction=direction,
-        checksum=history.checksum(script.path),
-        duration_ms=duration_ms,
-        success=success,
-        error_message=error,
-    )
-
-
-def running_revision(script: ScriptDirectory, heads: Collection[str], direction: str | None) -> Script | None:
-    """The revision a run at ``heads`` works on next: the head itself when undoing, its one
-    child when applying (None where the history branches and it cannot be told)."""
-    if direction == "downgrade":
-        return script.get_revision(next(iter(heads))) if len(heads) == 1 else None
-    if direction == "upgrade":
-        following = (
-            list(script.get_bases())
-            if not heads
-            else [child for head in heads for child in script.get_revision(head).nextrev]
-        )
-        return script.get_revision(following[0]) if len(following) == 1 else None
-    return None
 
 
 def direction_towards(context: EnvironmentContext, heads: Collection[str]) -> str | None:
@@ -165,16 +91,20 @@ def run_offline(context: EnvironmentContext) -> None:
     settings = _settings(context)
     url = context.config.attributes.get("database_url") or "postgresql+psycopg2://"
     command = recognise(context.config)
-    recorder = Recorder()
+    steps = Steps(context.script, direction=command.direction, heads=(), done=[])
     context.configure(
         url=url,
         target_metadata=None,
         literal_binds=True,
         transaction_per_migration=True,
         dialect_opts={"paramstyle": "named"},
-        on_version_apply=recorder.on_version_apply if command.runs_revisions else None,
+        on_version_apply=steps.on_version_apply if command.runs_revisions else None,
     )
     ctx = context.get_context()
+    if command.runs_revisions:
+        from scripts.migrations.plan_offline import head_blocks_with_plan
+
+        head_blocks_with_plan(context, ctx)  # only with -x plan=1
     ctx.impl.static_output(f"SET lock_timeout = '{settings.lock_timeout}';")
     ctx.impl.static_output(f"SET statement_timeout = '{settings.statement_timeout}';")
     if command.runs_revisions:
@@ -219,14 +149,21 @@ def run_online(context: EnvironmentContext) -> None:
                         ),
                     )
                 )
+                sessions.wait_for_earlier_migrations(
+                    lock_conn, wait_seconds=settings.migration_lock_wait, notice=notice
+                )
                 if command.runs_revisions and history.table_exists(lock_conn):
                     history_ready = True
+                    for revision in history.record_interrupted(lock_conn):
+                        notice(f"revision {revision} was interrupted by an earlier run: recorded")
                     refuse_changed_revisions(context, lock_conn)
             conn = handed_conn if handed_conn is not None else stack.enter_context(connect(engine))
+            if handed is not None:  # our own engine sends the timeouts at connect time
+                apply_timeouts(conn, settings)
+            if command.runs_revisions:
+                sessions.prepare_migration_session(conn)
         except DBAPIError as exc:
             raise describe_failure(exc, url, settings) from None
-        if handed is not None:  # our own engine sends the timeouts at connect time
-            apply_timeouts(conn, settings)
         _migrate(context, conn, lock_conn, settings, command, handed_conn is not None, history_ready)
 
 
@@ -251,48 +188,52 @@ def _migrate(
         conn.commit()  # so that Alembic starts each revision's transaction itself
     # callers (scripts.migrations.api) read back what this run did, decided under the lock
     done = context.config.attributes.setdefault("steps_done", [])
-    direction = command.direction
-    retries: LockRetries | None = None
-    if command.runs_revisions and not shared:
-        direction = direction or direction_towards(context, heads_of(conn))
-        retries = LockRetries(settings, notice) if direction else None
-    heads_now = lambda: heads_of(conn, context.get_context())  # noqa: E731
-    recorder = Recorder(
-        done,
+    steps = Steps(
+        context.script,
+        direction=command.direction,
+        heads=(),
+        done=done,
+        conn=None if shared else conn,
+        lock_conn=lock_conn,
         history_ready=history_ready,
-        next_step=(
-            (lambda c, heads, way: retries.prepare(c, running_revision(context.script, heads, way)))
-            if retries is not None
-            else None
-        ),
     )
     context.configure(
         connection=conn,
         transaction_per_migration=True,
-        on_version_apply=recorder.on_version_apply if command.runs_revisions else None,
+        on_version_apply=steps.on_version_apply if command.runs_revisions else None,
         **options,
     )
+    if not command.runs_revisions:
+        context.run_migrations()
+        context.config.attributes["heads_after"] = tuple(sorted(context.get_context().get_current_heads()))
+        return
+    steps.heads = set(heads_of(conn, context.get_context(), commit=not shared))
+    steps.direction = command.direction or direction_towards(context, steps.heads)
+    # a connection handed in is in its owner's transaction: no commits, so no retries
+    retries = LockRetries(settings, notice) if steps.direction and not shared else None
+    steps.retries = retries
+    StepHooks(
+        context.get_context(),
+        on_start=steps.on_start,
+        on_autocommit=(lambda: retries.on_autocommit(conn)) if retries is not None else (lambda: None),
+    )
     try:
-        recorder.restart()
         if retries is None:
             context.run_migrations()
         else:
-            retries.watch_autocommit(context.get_context())
             retries.run(
                 conn,
                 context.run_migrations,
-                lambda: running_revision(context.script, heads_now(), direction),
-                can_resume=lambda: not (recorder.done and relative_destination(context)),
+                can_resume=lambda: not (steps.done and relative_destination(context)),
             )
-        if not recorder.done:  # else on_version_apply already saw the final heads
-            recorder.heads = set(context.get_context().get_current_heads())
-        context.config.attributes["heads_after"] = tuple(sorted(recorder.heads))
+        final = steps.heads if steps.done else set(context.get_context().get_current_heads())
+        context.config.attributes["heads_after"] = tuple(sorted(final))
     except DBAPIError as exc:
         error = describe_failure(exc, conn.engine.url, settings, conn, retries)
-        _record_failure(context, lock_conn, command, recorder, str(error))
+        steps.record_failure(str(error))
         raise error from exc
     except AlpDbError as exc:
-        _record_failure(context, lock_conn, command, recorder, str(exc))
+        steps.record_failure(str(exc))
         raise
 
 
@@ -303,34 +244,6 @@ def relative_destination(context: EnvironmentContext) -> bool:
     except (KeyError, CommandError):
         return True
     return isinstance(destination, str) and ("+" in destination or "-" in destination)
-
-
-def _record_failure(
-    context: EnvironmentContext,
-    lock_conn: Connection | None,
-    command: Command,
-    recorder: Recorder,
-    message: str,
-) -> None:
-    """The failed revision's row, outside its rolled-back transaction (autocommit).
-
-    The revision is the one after the heads the database is left at. If even the row is
-    impossible (the role may not create migration_history), the original error is what the
-    user needs; it is raised by the caller either way.
-    """
-    if lock_conn is None or not command.runs_revisions:
-        return
-    try:
-        heads = MigrationContext.configure(lock_conn).get_current_heads()
-        direction = command.direction or direction_towards(context, heads)
-        script = running_revision(context.script, heads, direction)
-        if script is None or direction is None:
-            return
-        row = row_for(script, direction, success=False, duration_ms=recorder.elapsed_ms(), error=message)
-        history.ensure_table(lock_conn)
-        lock_conn.execute(row.insert())
-    except DBAPIError:
-        return
 
 
 def refuse_changed_revisions(context: EnvironmentContext, conn: Connection) -> None:
@@ -380,11 +293,11 @@ def describe_failure(
         if conn is not None:
             tables = held_by_others(conn, tables) or tables
         named = ", ".join(tables) if tables else "a table"
-        tried = max(retries.attempts.values(), default=1) if retries is not None else 1
-        if retries is not None and tried > 1:
+        if retries is not None and retries.attempt > 1:
             return LockTimeout(
-                f"lock timeout: {tried} attempts over the {settings.lock_retry_budget:g}s retry budget"
-                f" could not lock {named} (the last waited {retries.last_timeout});"
+                f"lock timeout: {retries.attempt} attempts over the"
+                f" {settings.lock_retry_budget:g}s retry budget could not lock {named}"
+                f" (the last waited {retries.last_timeout});"
                 " another session holds it",
                 "find it in pg_stat_activity / pg_locks, then retry, or raise ALP_DB_LOCK_RETRY_BUDGET",
             )
@@ -396,7 +309,7 @@ def describe_failure(
     if code == sqlstate.INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
             f"migration failed: {line}",
-            f"grant the privilege to role {url.username!r}, or run migrations as the schema owner",
+            sqlstate.privilege_hint(line, url.username),
         )
     if code == sqlstate.QUERY_CANCELED:
         return MigrationFailed(

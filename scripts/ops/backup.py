@@ -23,11 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,9 +31,17 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
-from scripts.db.clients import Client, archive_version, available, install_hint, matching, version_of
+from scripts.db.clients import (
+    Client,
+    archive_version,
+    available,
+    install_hint,
+    matching,
+    run_client,
+    version_of,
+)
 from scripts.db.target import resolve_url
-from scripts.db.urls import libpq_environment, libpq_url, redact, scrub
+from scripts.db.urls import libpq_url, redact, scrub
 from scripts.errors import BackupFailed
 from scripts.project import project_home
 
@@ -59,14 +63,6 @@ class Backup:
     pg_restore: Client | None  # the one to restore with (None: install the server's)
     restore_command: str
     verification: Verification | None = None
-
-
-@dataclass(frozen=True)
-class DumpCommand:
-    """What a client program is run with: flags in argv, every connection parameter in the environment."""
-
-    argv: list[str]
-    env: dict[str, str]
 
 
 def create_backup(
@@ -161,38 +157,6 @@ def restore_command(url: URL, path: Path, pg_restore: Client | None, server_majo
     return f"{program} --create --exit-on-error --dbname={shlex.quote(target)} {shlex.quote(str(path))}"
 
 
-def run_client(
-    url: URL, exe: Path, args: list[str], *, stdout: int | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run a libpq client program against ``url``: password in a temporary passfile only."""
-    with _passfile(url.password) as passfile:
-        command = build_command(url, exe, passfile)
-        return subprocess.run(
-            [*command.argv, *args],
-            stdout=subprocess.PIPE if stdout is None else stdout,
-            stderr=subprocess.PIPE,
-            env=command.env,
-            text=True,
-            check=False,
-        )
-
-
-def build_command(url: URL, exe: Path, passfile: Path | None) -> DumpCommand:
-    """The argv and environment for a client program; neither ever holds the password itself."""
-    from scripts.db.engine import DEFAULT_CONNECT_TIMEOUT_S, ENV_CONNECT_TIMEOUT
-
-    # Inherited PG* variables are dropped: PGPASSWORD would outrank our passfile, and a
-    # stray PGHOST or PGSERVICE would point the program at another server than the URL's.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(libpq_environment(url))
-    env["PGCONNECT_TIMEOUT"] = os.environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_TIMEOUT_S))
-    env["PGAPPNAME"] = "alp-db backup"
-    if passfile is not None:
-        env["PGPASSFILE"] = str(passfile)
-    # --no-password: fail at once rather than wait on a prompt nobody sees
-    return DumpCommand(argv=[str(exe), "--no-password"], env=env)
-
-
 def default_path(url: URL, now: datetime | None = None) -> Path:
     """backups/<database>_<YYYYmmdd_HHMMSS>.dump under the project root (time in UTC)."""
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d_%H%M%S")
@@ -217,22 +181,6 @@ def _create_private_file(output: Path | None, url: URL) -> tuple[Path, int]:
         ) from None
     os.fchmod(fd, FILE_MODE)  # whatever the umask did
     return path, fd
-
-
-@contextmanager
-def _passfile(password: str | None) -> Iterator[Path | None]:
-    """A password file (libpq, "The Password File") readable by us only, removed afterwards."""
-    if not password:
-        yield None
-        return
-    fd, name = tempfile.mkstemp(prefix="alp-db-pgpass-")  # mkstemp creates it 0600
-    try:
-        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"*:*:*:*:{escaped}\n")
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def _dump_error(stderr: str, url: URL) -> BackupFailed:

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
-from scripts.db.clients import Client
+from scripts.db.clients import Client, run_client
 from scripts.db.engine import first_line
 from scripts.db.target import session
 from scripts.errors import BackupFailed
@@ -97,8 +97,6 @@ def verify_backup(url: URL, dump: Path, *, pg_dump: Client, pg_restore: Client) 
 
 
 def _verify(url: URL, scratch_url: URL, dump: Path, pg_dump: Client, pg_restore: Client) -> Verification:
-    from scripts.ops.backup import run_client
-
     scratch = str(scratch_url.database)
     _create_database(url, scratch)
     try:
@@ -135,8 +133,6 @@ def _verify(url: URL, scratch_url: URL, dump: Path, pg_dump: Client, pg_restore:
 
 
 def _schema(url: URL, pg_dump: Client) -> list[str]:
-    from scripts.ops.backup import run_client
-
     result = run_client(url, pg_dump.path, ["--schema-only", "--no-owner", "--no-privileges"])
     if result.returncode != 0:
         raise BackupFailed(f"pg_dump --schema-only failed: {_last_error(result.stderr)}")

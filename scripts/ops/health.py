@@ -2,9 +2,11 @@
 
 Reads ``system_health``, ``table_sizes``, ``index_usage``, ``connection_stats`` and
 ``slow_queries``, plus ``pg_stat_user_tables`` for dead tuples per table (the database-wide
-ratio in ``system_health`` hides one bloated table among healthy ones). Each figure past its
-threshold becomes a Finding; a ``warning`` makes the report unhealthy (exit 1 for CI/cron),
-an ``info`` is listed only. Cumulative statistics are updated asynchronously (PostgreSQL docs,
+ratio in ``system_health`` hides one bloated table among healthy ones), and replication
+(scripts/ops/replication.py: standbys, lag, slots, conflict settings). Each figure past its
+threshold becomes a Finding (scripts/ops/health_findings.py): an ``error`` makes the report
+unhealthy (exit 1 for CI/cron), a ``warning`` is listed only — the rule of every report.
+Cumulative statistics are updated asynchronously (PostgreSQL docs,
 "The Cumulative Statistics System"), so figures may lag the last second of activity.
 """
 
@@ -16,6 +18,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scripts.errors import HealthCheckFailed
+from scripts.findings import Finding, errors
+from scripts.ops.replication import (
+    REPLICA_LAG_BYTES_MAX,
+    REPLICA_LAG_SECONDS_MAX,
+    SLOT_RETAINED_BYTES_MAX,
+    Replication,
+    read_replication,
+)
 
 # -- thresholds: named defaults, each overridable ------------------------------------------
 
@@ -42,7 +52,6 @@ UNUSED_INDEX_MIN_BYTES = 1024 * 1024
 TOP_TABLES = 10
 
 MONITORING_VIEWS = ("system_health", "table_sizes", "index_usage", "connection_stats", "slow_queries")
-WARNING, INFO = "warning", "info"
 
 
 @dataclass(frozen=True)
@@ -56,16 +65,9 @@ class Thresholds:
     long_query_seconds: float = LONG_QUERY_SECONDS
     idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS
     unused_index_min_bytes: int = UNUSED_INDEX_MIN_BYTES
-
-
-@dataclass
-class Finding:
-    check: str
-    level: str
-    subject: str
-    message: str
-    value: float | int | None = None
-    threshold: float | int | None = None
+    replica_lag_seconds: float = REPLICA_LAG_SECONDS_MAX
+    replica_lag_bytes: int = REPLICA_LAG_BYTES_MAX
+    slot_retained_bytes: int = SLOT_RETAINED_BYTES_MAX
 
 
 @dataclass
@@ -80,11 +82,12 @@ class HealthReport:
     connections: list[dict[str, Any]]
     long_queries: list[dict[str, Any]]
     thresholds: Thresholds
+    replication: Replication | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
     def problems(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == WARNING]
+        return errors(self.findings)
 
     @property
     def healthy(self) -> bool:
@@ -92,6 +95,7 @@ class HealthReport:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["findings"] = [f.as_json() for f in self.findings]
         data["healthy"] = self.healthy
         return data
 
@@ -111,6 +115,27 @@ FROM pg_stat_user_tables s
 JOIN pg_class c ON c.oid = s.relid
 WHERE s.n_dead_tup > 0
 ORDER BY s.n_dead_tup DESC, s.relname
+"""
+
+
+# connection_stats as revision 0004 defines it, with longest_in_state clamped at zero: now()
+# is the start of *our* transaction, so a session whose state changed since then would show
+# a negative age (-00:00:00.000003). The view itself belongs to a shipped revision.
+CONNECTIONS_SQL = """
+SELECT database_name, state, connections, waiting_on_locks,
+       greatest(longest_in_state, interval '0') AS longest_in_state, max_connections
+FROM connection_stats
+"""
+
+
+SCHEMA_ACCESS_SQL = """
+SELECT coalesce(current_schema(), 'public') AS name, current_user AS role,
+       has_schema_privilege(coalesce(current_schema(), 'public'), 'USAGE') AS usable
+"""
+VIEWS_SQL = """
+SELECT array_agg(c.relname::text) AS names
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = :schema AND c.relname = ANY(:names)
 """
 
 
@@ -149,12 +174,27 @@ def check_health(
             report, blocks = _read(conn, limits, top)
     except DBAPIError as exc:
         raise HealthCheckFailed(f"could not read the monitoring views: {first_line(exc, url)}") from None
+    from scripts.ops.health_findings import judge
+
     report.findings = judge(report, limits, blocks=blocks)
     return report
 
 
 def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
-    missing = [v for v in MONITORING_VIEWS if _rows(conn, "SELECT to_regclass(:v) IS NULL AS m", v=v)[0]["m"]]
+    # Looked up in the catalogs (readable by every role), not by to_regclass: without USAGE on
+    # the schema a role sees no views at all, and must not be told to migrate a migrated database.
+    schema = _rows(conn, SCHEMA_ACCESS_SQL)[0]
+    if not schema["usable"]:
+        raise HealthCheckFailed(
+            f"permission denied for schema {schema['name']}:"
+            f" role {schema['role']!r} cannot read the monitoring views",
+            f"GRANT USAGE ON SCHEMA {schema['name']} and SELECT on its views to it"
+            " (or grant it pg_read_all_data)",
+        )
+    present = set(
+        _rows(conn, VIEWS_SQL, names=list(MONITORING_VIEWS), schema=schema["name"])[0]["names"] or []
+    )
+    missing = [v for v in MONITORING_VIEWS if v not in present]
     if missing:
         raise HealthCheckFailed(
             f"the monitoring views are missing from {conn.engine.url.database!r}: {', '.join(missing)}",
@@ -173,113 +213,13 @@ def _read(conn: Any, limits: Thresholds, top: int) -> tuple[HealthReport, int]:
             "SELECT * FROM index_usage WHERE idx_scan = 0 AND NOT is_unique AND NOT is_primary"
             " ORDER BY index_bytes DESC, index_name",
         ),
-        connections=_rows(conn, "SELECT * FROM connection_stats"),
+        connections=_rows(conn, CONNECTIONS_SQL),
         long_queries=_rows(conn, "SELECT * FROM slow_queries"),
         thresholds=limits,
+        replication=read_replication(_rows, conn),
     )
     blocks = _rows(
         conn,
         "SELECT blks_hit + blks_read AS blocks FROM pg_stat_database WHERE datname = current_database()",
     )[0]["blocks"]
     return report, int(blocks or 0)
-
-
-def judge(report: HealthReport, t: Thresholds, *, blocks: int) -> list[Finding]:
-    """Every figure past its threshold, as a Finding."""
-    found: list[Finding] = []
-    system = report.system
-    ratio = system.get("cache_hit_ratio")
-    if ratio is not None and blocks >= t.cache_min_blocks and ratio < t.cache_hit_ratio_min_pct:
-        found.append(
-            Finding(
-                "cache_hit_ratio",
-                WARNING,
-                report.database,
-                f"cache hit ratio {ratio}% is below {t.cache_hit_ratio_min_pct}%: raise shared_buffers",
-                ratio,
-                t.cache_hit_ratio_min_pct,
-            )
-        )
-    for row in report.dead_tuples:
-        dead, pct = row["dead_tuples"], row["dead_tuple_ratio"] or 0.0
-        if dead >= t.dead_tuples_min and pct >= t.dead_tuple_ratio_max_pct:
-            why = " (autovacuum is disabled on it)" if row["autovacuum_disabled"] else ""
-            name = f"{row['schema_name']}.{row['table_name']}"
-            found.append(
-                Finding(
-                    "dead_tuples",
-                    WARNING,
-                    name,
-                    f"{name} is bloated: {dead} dead tuples, {pct}% of the table{why}; run VACUUM on it",
-                    pct,
-                    t.dead_tuple_ratio_max_pct,
-                )
-            )
-    xid_age = system.get("xid_age")
-    if xid_age is not None and xid_age >= t.xid_age_max:
-        found.append(
-            Finding(
-                "xid_age",
-                WARNING,
-                report.database,
-                f"transaction-id age {xid_age} passed {t.xid_age_max}: run VACUUM (FREEZE) before wraparound",
-                xid_age,
-                t.xid_age_max,
-            )
-        )
-    max_conn = system.get("max_connections") or 0
-    used = 100.0 * (system.get("connections") or 0) / max_conn if max_conn else 0.0
-    if used >= t.connection_usage_max_pct:
-        found.append(
-            Finding(
-                "connections",
-                WARNING,
-                report.database,
-                f"{system['connections']} of {max_conn} connections in use ({used:.0f}%): use a pooler",
-                round(used, 2),
-                t.connection_usage_max_pct,
-            )
-        )
-    for row in report.connections:
-        if row["state"].startswith("idle in transaction") and (row["longest_in_state"] or 0) >= (
-            t.idle_in_transaction_seconds
-        ):
-            found.append(
-                Finding(
-                    "idle_in_transaction",
-                    WARNING,
-                    str(row["database_name"]),
-                    f"{row['connections']} session(s) {row['state']} for up to {row['longest_in_state']} s:"
-                    " they hold locks and keep vacuum from cleaning up",
-                    row["longest_in_state"],
-                    t.idle_in_transaction_seconds,
-                )
-            )
-    for row in report.long_queries:
-        seconds = (row["duration_ms"] or 0) / 1000
-        if seconds >= t.long_query_seconds:
-            found.append(
-                Finding(
-                    "long_query",
-                    WARNING,
-                    f"pid {row['pid']}",
-                    f"pid {row['pid']} ({row['state']}) has run {seconds:.0f} s: {str(row['query'])[:80]}",
-                    round(seconds, 1),
-                    t.long_query_seconds,
-                )
-            )
-    for row in report.unused_indexes:
-        if row["index_bytes"] >= t.unused_index_min_bytes:
-            name = f"{row['schema_name']}.{row['index_name']}"
-            found.append(
-                Finding(
-                    "unused_index",
-                    INFO,
-                    name,
-                    f"{name} on {row['table_name']} ({row['index_size']}) has never been scanned"
-                    " since statistics were reset",
-                    row["index_bytes"],
-                    t.unused_index_min_bytes,
-                )
-            )
-    return found

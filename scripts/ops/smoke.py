@@ -86,6 +86,7 @@ def run_smoke(
     database_url: str | URL | None = None,
     *,
     seed_value: int = 42,
+    replace: bool = False,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> SmokeReport:
     with _target(database_url) as (url, throwaway):
@@ -94,7 +95,7 @@ def run_smoke(
             ("connectivity", lambda: _connectivity(url)),
             ("migrations to head", lambda: _migrations(url)),
             ("schema validation", lambda: _validation(url)),
-            ("seed data", lambda: _seed(url, seed_value, force=throwaway)),
+            ("seed data", lambda: _seed(url, seed_value, force=throwaway, replace=replace or throwaway)),
             ("basic queries", lambda: _queries(url)),
         ]
         failed = False
@@ -176,11 +177,12 @@ def _validation(url: URL) -> str:
     return f"models and database agree ({report.tables_checked} tables)"
 
 
-def _seed(url: URL, seed_value: int, *, force: bool) -> str:
+def _seed(url: URL, seed_value: int, *, force: bool, replace: bool) -> str:
     from scripts.seed import make_plan, seed
 
-    # replace (TRUNCATE) only in the throwaway database: a database you name is never emptied
-    result = seed(url, make_plan("small", seed=seed_value, **SMOKE_SCALE), force=force, replace=force)
+    # replace (TRUNCATE) in the throwaway database, or where asked: a database you name is
+    # emptied only with --replace
+    result = seed(url, make_plan("small", seed=seed_value, **SMOKE_SCALE), force=force, replace=replace)
     return ", ".join(f"{table} {rows}" for table, rows in result.rows.items())
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from scripts.errors import NotPartitioned, UnknownTable
-from scripts.partitions.periods import BOUND_FORMATS, Period, parse_bound
+from scripts.partitions.period_math import BOUND_FORMATS, Period, parse_bound
 
 # DETACH PARTITION ... CONCURRENTLY (and pg_inherits.inhdetachpending) appeared in PostgreSQL 14.
 CONCURRENT_DETACH_MIN_VERSION = 140000

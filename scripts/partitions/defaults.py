@@ -14,7 +14,12 @@ DEFAULT_AHEAD = {"year": 1, "month": 3}
 MAX_NEW_PARTITIONS = 120
 # Below PostgreSQL's default deadlock_timeout (1s): if our lock wait is part of a cycle with an
 # application transaction, we give up (and retry) before its deadlock check can cancel *it*.
-DEFAULT_LOCK_TIMEOUT = "500ms"
-DEFAULT_RETRIES = 5
+# Short, because a writer that asks for a conflicting lock queues behind our *waiting* request
+# ("Explicit Locking": lock requests are granted in order): our lock_timeout is also the
+# longest our waiting can make a writer wait.
+DEFAULT_LOCK_TIMEOUT = "100ms"
+DEFAULT_RETRIES = 10
+# Rows of the default partition moved per short transaction by `ensure`.
+DEFAULT_BATCH_ROWS = 5000
 # First pause before a retry; it doubles each time (scripts.db.retry.Backoff).
 RETRY_BACKOFF_S = 0.2

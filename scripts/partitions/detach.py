@@ -23,7 +23,7 @@ from scripts.partitions.catalog import (
     server_version,
 )
 from scripts.partitions.defaults import DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRIES
-from scripts.partitions.periods import Period, parse_date
+from scripts.partitions.period_math import Period, parse_date
 from scripts.partitions.steps import pinned_session, run_step, transaction
 
 
@@ -141,9 +141,10 @@ def apply_detach(
             )
             result.executed.append(done)
     finally:
-        auto.execute(text("RESET lock_timeout"))
-        auto.commit()
-        conn.execution_options(isolation_level=conn.default_isolation_level)
+        if not conn.invalidated:  # a lost connection has no session settings left to reset
+            auto.execute(text("RESET lock_timeout"))
+            auto.commit()
+            conn.execution_options(isolation_level=conn.default_isolation_level)
     return result
 
 

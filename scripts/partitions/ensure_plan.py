@@ -11,7 +11,12 @@ from sqlalchemy.engine import Connection
 from scripts.errors import ConfigError, PartitionOverlap
 from scripts.partitions.catalog import PartitionedTable, quote_name
 from scripts.partitions.defaults import MAX_NEW_PARTITIONS
-from scripts.partitions.periods import Period, advance, period_shape, period_start, periods
+from scripts.partitions.period_math import Period, advance, period_shape, period_start, periods
+
+# The CHECK constraint that proves a new table's rows lie within its bounds, so that ATTACH
+# PARTITION skips its validation scan ("ALTER TABLE", ATTACH PARTITION). It also marks a
+# table that an interrupted `ensure` created and had not attached yet, so a re-run finishes it.
+BOUNDS_CHECK = "alp_db_ensure_bounds"
 
 
 def infer_interval(info: PartitionedTable) -> str:
@@ -65,6 +70,7 @@ def plan_ensure(
             "pass --start to begin later, or look for stray rows in the default partition",
         )
     todo: list[Period] = []
+    resume: set[str] = set()
     for period in wanted:
         if any(existing.same_range(period) for existing in info.partitions):
             continue
@@ -81,22 +87,31 @@ def plan_ensure(
             )
         taken = conn.execute(
             text(
-                "SELECT c.relkind FROM pg_class c"
+                "SELECT c.relkind, EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid"
+                " AND k.contype = 'c' AND k.conname = :marker) FROM pg_class c"
                 " WHERE c.relname = :n AND c.relnamespace = CAST(:s AS regnamespace)"
             ),
-            {"n": period.name, "s": conn.dialect.identifier_preparer.quote_schema(info.schema)},
+            {
+                "n": period.name,
+                "s": conn.dialect.identifier_preparer.quote_schema(info.schema),
+                "marker": BOUNDS_CHECK,
+            },
         ).first()
-        if taken is not None:
+        if taken is not None and tuple(taken) == ("r", True):
+            # a table an interrupted ensure created and had not attached yet: finish it
+            resume.add(period.name)
+        elif taken is not None:
             raise PartitionOverlap(
                 f"cannot create {period.name}: a relation of that name exists and is not a partition of"
                 f" {info.name}",
                 "rename or drop it, then run ensure again",
             )
         todo.append(period)
-    return EnsurePlan(wanted, todo)
+    return EnsurePlan(wanted, todo, frozenset(resume))
 
 
 @dataclass(frozen=True)
 class EnsurePlan:
     wanted: list[Period]  # every period from the start to the horizon
     todo: list[Period]  # those without their partition
+    resume: frozenset[str] = frozenset()  # of those, tables an interrupted run left unattached

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from scripts.partitions.catalog import describe_table, quote_name
 from scripts.partitions.defaults import DEFAULT_TABLE
 from scripts.partitions.ensure_plan import infer_interval
-from scripts.partitions.periods import (
+from scripts.partitions.period_math import (
     Period,
     advance,
     as_utc,

@@ -11,16 +11,17 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from scripts.db.engine import first_line
+from scripts.db.engine import connection_lost, first_line
 from scripts.db.retry import Backoff, RetriesExhausted, with_retries
 from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, sqlstate
-from scripts.errors import AlpDbError, LockTimeout, PartitionError, PermissionDenied
+from scripts.errors import AlpDbError, DatabaseUnreachable, LockTimeout, PartitionError, PermissionDenied
 from scripts.partitions.defaults import RETRY_BACKOFF_S
-from scripts.partitions.periods import BOUND_TIMEZONE
+from scripts.partitions.period_math import BOUND_TIMEZONE
 
 T = TypeVar("T")
 
 NOTHING_KEPT = "nothing of that step was kept; see `alp-db partitions list`, then retry"
+RESUME = "once the server is back, run the same command again: it resumes where this one stopped"
 
 
 @contextmanager
@@ -57,6 +58,14 @@ def describe_failure(conn: Connection, exc: DBAPIError, what: str, left: str = N
     when the failed step was the first to change anything.
     """
     detail = first_line(exc, conn.engine.url)
+    if connection_lost(exc):
+        # a server restart or a terminated backend: the step's transaction died with it
+        hint = (
+            f"nothing of that step was kept; {RESUME}"
+            if left == NOTHING_KEPT
+            else f"{left}, once the server is back"
+        )
+        return DatabaseUnreachable(f"lost the connection to the database during {what}: {detail}", hint)
     if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(f"{what}: {detail}", "run it as the table's owner")
     return PartitionError(f"{what} failed: {detail}", left)

@@ -98,11 +98,15 @@ WHERE c.relnamespace = :ns AND NOT c.relispartition AND NOT i.indisvalid
 ORDER BY c.relname, ic.relname
 """
 
-# The migrating role owns alembic_version; without it (never migrated), the schema's owner.
+# The migrating role owns alembic_version; without it (never migrated), the schema's owner,
+# where that is pg_database_owner (public since PostgreSQL 15) the database's owner.
 MIGRATING_ROLE_SQL = """
 SELECT coalesce(
     (SELECT relowner FROM pg_class WHERE relnamespace = :ns AND relname = 'alembic_version'),
-    (SELECT nspowner FROM pg_namespace WHERE oid = :ns))
+    (SELECT CASE WHEN r.rolname = 'pg_database_owner'
+                 THEN (SELECT datdba FROM pg_database WHERE datname = current_database())
+                 ELSE n.nspowner END
+     FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.oid = :ns))
 """
 
 # Owners other than the migrating role; partitions and indexes follow their table.

@@ -96,26 +96,25 @@ def is_period_partition(name: str, parent: str) -> bool:
     return name.startswith(prefix) and PERIOD_PARTITION.fullmatch(name[len(prefix) :]) is not None
 
 
-def column_fixes(t: str, name: str, want: ColumnState) -> dict[str, str]:
-    """The one statement that gives the column each aspect the models say (ALTER TABLE)."""
+def column_fix(t: str, name: str, want: ColumnState, aspect: str) -> str:
+    """The one statement that gives the column the aspect the models say (ALTER TABLE)."""
     alter = f"ALTER TABLE {q(t)} ALTER COLUMN {q(name)}"
     collate = f' COLLATE "{want.collation}"' if want.collation else ""
-    return {
-        "type": with_sql(f"{alter} TYPE {want.type}{collate}"),
-        "collation": with_sql(f"{alter} TYPE {want.type}{collate or ' COLLATE ' + q('default')}"),
-        "nullability": with_sql(f"{alter} {'DROP' if want.nullable else 'SET'} NOT NULL"),
-        "server default": with_sql(
-            f"{alter} SET DEFAULT {want.default}" if want.default else f"{alter} DROP DEFAULT"
-        ),
-        "comment": with_sql(
-            f"COMMENT ON COLUMN {q(t)}.{q(name)} IS "
-            + (quote_literal(want.comment) if want.comment else "NULL")
-        ),
+    if aspect == "type":
+        return with_sql(f"{alter} TYPE {want.type}{collate}")
+    if aspect == "collation":
+        return with_sql(f"{alter} TYPE {want.type}{collate or ' COLLATE ' + q('default')}")
+    if aspect == "nullability":
+        return with_sql(f"{alter} {'DROP' if want.nullable else 'SET'} NOT NULL")
+    if aspect == "server default":
+        return with_sql(f"{alter} SET DEFAULT {want.default}" if want.default else f"{alter} DROP DEFAULT")
+    if aspect == "comment":
+        value = quote_literal(want.comment) if want.comment else "NULL"
+        return with_sql(f"COMMENT ON COLUMN {q(t)}.{q(name)} IS {value}")
+    if aspect == "generation" and not want.generated:
         # PostgreSQL 13+: a generated column becomes a plain one in place ("ALTER TABLE").
-        "generation": with_sql(f"{alter} DROP EXPRESSION")
-        if not want.generated
-        else "re-create the column as the models say, in a revision (the expression cannot be altered)",
-    }
+        return with_sql(f"{alter} DROP EXPRESSION")
+    return FIX_MODEL_DRIFT
 
 
 def compare_table(
@@ -128,7 +127,6 @@ def compare_table(
         if have is None:
             yield finding("column", obj, describe_column(column), ABSENT, FIX_MODEL_DRIFT)
             continue
-        fixes = column_fixes(t, name, column)
         for aspect, want, got in (
             ("type", column.type, have.type),
             ("collation", column.collation or "(default)", have.collation or "(default)"),
@@ -152,7 +150,7 @@ def compare_table(
                 and same_default(column.type, column.default, have.default)
             ):
                 continue  # the same value spelled otherwise (0 and 0.0 on a double column)
-            yield finding(f"column {aspect}", obj, want, got, fixes.get(aspect, FIX_MODEL_DRIFT))
+            yield finding(f"column {aspect}", obj, want, got, column_fix(t, name, column, aspect))
     for name in live.columns.keys() - exp.columns.keys():
         yield finding(
             "column",

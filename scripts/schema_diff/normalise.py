@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Computed, DefaultClause, Index, MetaData, Table, text
+from sqlalchemy import Column, Computed, DefaultClause, Index, MetaData, Table, text
 from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.engine import Connection
@@ -32,6 +32,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 
 from scripts.db.engine import first_line
 from scripts.db.sqlstate import INSUFFICIENT_PRIVILEGE, sqlstate
+from scripts.db.sqltext import literal_text
 from scripts.errors import CannotNormalise
 from scripts.schema_diff import model as m
 from scripts.schema_diff.catalog import read_catalog, temp_namespace
@@ -48,6 +49,7 @@ class Host:
 
     table: Table
     types: dict[str, str] = field(default_factory=dict)  # column name -> type SQL
+    checks: list[tuple[str, str]] = field(default_factory=list)  # (name, CHECK expression SQL)
 
 
 @contextmanager
@@ -153,7 +155,10 @@ class Normaliser:
     def _sql(self, expr: ClauseElement) -> str:
         if isinstance(expr, TextClause):
             return expr.text
-        return str(expr.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+        # As the DDL compiler renders a CHECK: values inline, columns without their table.
+        return str(
+            expr.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True, "include_table": False})
+        )
 
     def plan(self) -> None:
         types = Table(TYPES_TABLE, self.meta, prefixes=["TEMPORARY"])
@@ -166,9 +171,9 @@ class Normaliser:
                 sql = self._sql(sqltext)
                 name, new = self._unique(host, sql, "k")
                 if new:
-                    # Plain SQL goes in as a string: coercing a TextClause clones it, which is slow.
-                    body = sqltext.text if isinstance(sqltext, TextClause) else sqltext
-                    host.table.append_constraint(CheckConstraint(body, name=name))
+                    # Added by one ALTER TABLE per host after it is built: a CheckConstraint object
+                    # per CHECK would clone each expression on construction (most of plan()'s time).
+                    host.checks.append((name, sql))
                 self.check_names[(table.name, str(check.name))] = name
             for index in table.indexes:
                 plain = m.plain_index_state(index)
@@ -211,8 +216,17 @@ class Normaliser:
             self._execute(
                 CreateEnumType(ENUM(*values, name=enum_name, schema=TEMP_SCHEMA)), f"enum {enum_name}"
             )
+        checks = {host.table.name: host.checks for host in self.hosts}
+        prep = self.dialect.identifier_preparer
         for table in self.meta.sorted_tables:
             self._execute(CreateTable(table), "the model's tables")
+            if checks.get(table.name):
+                clauses = ", ".join(
+                    f"ADD CONSTRAINT {prep.quote(n)} CHECK ({sql})" for n, sql in checks[table.name]
+                )
+                # The expressions are the models' own SQL (never user input), compiled above.
+                statement = f"ALTER TABLE {prep.format_table(table)} {clauses}"
+                self._execute(literal_text(statement), "the model's CHECK constraints")
             for index in table.indexes:
                 self._execute(CreateIndex(index), "the model's indexes")
         return read_catalog(self.conn, temp_namespace(self.conn), with_owned=False)
@@ -268,7 +282,7 @@ class Normaliser:
                 )
             state.partition_key = host.partition_key
             state.persistence = m.persistence(table)
-            state.options = m.storage_options(table.dialect_options["postgresql"].get("with"))
+            state.options = m.storage_options(m.pg_options(table).get("with"))
             state.comment = table.comment
             expected.tables[table.name] = state
         return expected

@@ -17,6 +17,13 @@ MIGRATION_OWNED = OwnedObjects(
             config=(),
             volatility="VOLATILE",
         ),
+        "attempts_check_partition_by_statement(partition regclass)": FunctionState(
+            name="attempts_check_partition_by_statement",
+            arguments="partition regclass",
+            result="void",
+            language="plpgsql",
+            body="\nBEGIN\n    EXECUTE format(\n        'CREATE TRIGGER trg_attempts_require_active_items AFTER INSERT ON %s '\n        'REFERENCING NEW TABLE AS inserted_attempts '\n        'FOR EACH STATEMENT EXECUTE FUNCTION attempts_require_active_items()',\n        partition\n    );\n    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER trg_attempts_require_active_item', partition);\nEND\n",
+        ),
         "attempts_require_active_item()": FunctionState(
             name="attempts_require_active_item",
             arguments="",
@@ -26,6 +33,13 @@ MIGRATION_OWNED = OwnedObjects(
             security_definer=False,
             config=(),
             volatility="VOLATILE",
+        ),
+        "attempts_require_active_items()": FunctionState(
+            name="attempts_require_active_items",
+            arguments="",
+            result="trigger",
+            language="plpgsql",
+            body="\nDECLARE\n    bad record;\nBEGIN\n    SELECT n.item_id, i.status INTO bad\n    FROM inserted_attempts n\n    LEFT JOIN items i ON i.id = n.item_id\n    WHERE i.status IS DISTINCT FROM 'active'\n    LIMIT 1;\n    IF FOUND THEN\n        RAISE EXCEPTION 'item % is not active (status: %)', bad.item_id, coalesce(bad.status::text, 'missing')\n            USING ERRCODE = 'check_violation';\n    END IF;\n    RETURN NULL;\nEND\n",
         ),
         "normalize_user_email()": FunctionState(
             name="normalize_user_email",
@@ -69,6 +83,12 @@ MIGRATION_OWNED = OwnedObjects(
             table="attempts",
             name="trg_attempts_require_active_item",
             definition="CREATE TRIGGER trg_attempts_require_active_item BEFORE INSERT ON public.attempts FOR EACH ROW EXECUTE FUNCTION attempts_require_active_item()",
+            enabled=True,
+        ),
+        "attempts.trg_attempts_require_active_items": TriggerState(
+            table="attempts",
+            name="trg_attempts_require_active_items",
+            definition="CREATE TRIGGER trg_attempts_require_active_items AFTER INSERT ON public.attempts REFERENCING NEW TABLE AS inserted_attempts FOR EACH STATEMENT EXECUTE FUNCTION attempts_require_active_items()",
             enabled=True,
         ),
         "items.trg_items_set_updated_at": TriggerState(
@@ -127,12 +147,15 @@ MIGRATION_OWNED = OwnedObjects(
     default_partitions={"attempts": "attempts_default"},
     sources={
         "attempts_append_only": "alembic/versions/0003_create_triggers.upgrade.sql",
+        "attempts_check_partition_by_statement": "alembic/versions/0005_check_attempts_by_statement.upgrade.sql",
         "attempts_require_active_item": "alembic/versions/0003_create_triggers.upgrade.sql",
+        "attempts_require_active_items": "alembic/versions/0005_check_attempts_by_statement.upgrade.sql",
         "normalize_user_email": "alembic/versions/0003_create_triggers.upgrade.sql",
         "set_updated_at": "alembic/versions/0003_create_triggers.upgrade.sql",
         "skills_prevent_cycle": "alembic/versions/0003_create_triggers.upgrade.sql",
         "trg_attempts_append_only": "alembic/versions/0003_create_triggers.upgrade.sql",
         "trg_attempts_require_active_item": "alembic/versions/0003_create_triggers.upgrade.sql",
+        "trg_attempts_require_active_items": "alembic/versions/0005_check_attempts_by_statement.upgrade.sql",
         "trg_items_set_updated_at": "alembic/versions/0003_create_triggers.upgrade.sql",
         "trg_learning_sessions_set_updated_at": "alembic/versions/0003_create_triggers.upgrade.sql",
         "trg_skill_mastery_set_updated_at": "alembic/versions/0003_create_triggers.upgrade.sql",

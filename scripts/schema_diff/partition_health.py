@@ -21,7 +21,7 @@ from scripts.findings import Finding, Severity
 from scripts.partitions.catalog import PartitionedTable, describe_table
 from scripts.partitions.ensure_plan import infer_interval
 from scripts.partitions.listing import missing_partitions
-from scripts.partitions.periods import Period, period_shape, periods
+from scripts.partitions.period_math import Period, period_shape, periods
 from scripts.schema_diff.compare import ABSENT, finding, is_period_partition, q
 
 FIX_PARTITIONS = "run `alp-db partitions ensure` (it creates the missing partitions)"
