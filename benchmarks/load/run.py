@@ -18,6 +18,7 @@ from benchmarks.load.scenarios import Scenario
 
 WARMUP_S = 1.0  # connections and prepared statements settle; not counted
 TAIL_S = 2.0  # load after the operation, so its last transactions are logged
+POLL_S = 0.02
 
 
 @dataclass
@@ -62,17 +63,51 @@ class Server:
         )
 
 
-def hold_users(server: Server, database: str, seconds: float, holding: threading.Event) -> None:
-    """The long transaction: ACCESS SHARE on users (a plain read), kept open for ``seconds``."""
+def hold_users(server: Server, database: str, holding: threading.Event, release: threading.Event) -> None:
+    """The long transaction: ACCESS SHARE on users (a plain read), open until ``release``."""
     conn = server.connect(database, "load-blocker")
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM users")
             holding.set()
-            time.sleep(seconds)  # a benchmark's fixed hold, not a synchronisation
+            release.wait(timeout=600)
         conn.rollback()
     finally:
         conn.close()
+
+
+def run_operation(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    budget_s: float,
+    monitor: LockMonitor,
+    *,
+    release: threading.Event,
+    hold_s: float,
+    log: Path,
+) -> tuple[int | None, str]:
+    """Run the command, killed past ``budget_s``; release the blocker ``hold_s`` after the
+    command first connects (its interpreter start-up is not part of the blocked time)."""
+    started = time.time()
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        release_at = None
+        while process.poll() is None:
+            now = time.time()
+            if now - started > budget_s:
+                process.kill()
+                process.wait()
+                release.set()
+                return None, f"killed after its {budget_s:g} s budget"
+            if release_at is None and monitor.operation_window(started, now)[0] > started:
+                release_at = now + hold_s
+            if release_at is not None and now >= release_at:
+                release.set()
+            time.sleep(POLL_S)
+    release.set()
+    lines = log.read_text().strip().splitlines()
+    return process.returncode, lines[-1][:300] if lines else ""
 
 
 def run(
@@ -92,30 +127,25 @@ def run(
     bench = Pgbench(server.bindir, server.env(database), workdir / f"pgbench_{scenario.key}", nkeys, limit)
     started = time.time()
     blocker = None
+    release = threading.Event()
     try:
-        time.sleep(WARMUP_S + baseline_s)
+        time.sleep(WARMUP_S + baseline_s)  # the baseline window (a benchmark's fixed length)
         if scenario.blocker_s:
             holding = threading.Event()
             blocker = threading.Thread(
-                target=hold_users, args=(server, database, scenario.blocker_s, holding), daemon=True
+                target=hold_users, args=(server, database, holding, release), daemon=True
             )
             blocker.start()
             holding.wait(timeout=30)
         env = {**os.environ, "DATABASE_URL": database_url, "ALP_DB_HOME": str(project)}
         op_start = time.time()
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "scripts", *scenario.argv],
-                env=env, cwd=project, capture_output=True, text=True, timeout=scenario.budget_s,
-            )  # fmt: skip
-            code: int | None = done.returncode
-            lines = (done.stdout + done.stderr).strip().splitlines()
-            output = lines[-1][:300] if lines else ""
-        except subprocess.TimeoutExpired:
-            code, output = None, f"killed after its {scenario.budget_s:g} s budget"
+        code, output = run_operation(
+            [sys.executable, "-m", "scripts", *scenario.argv], env, project, scenario.budget_s, monitor,
+            release=release, hold_s=scenario.blocker_s, log=workdir / f"operation_{scenario.key}.log",
+        )  # fmt: skip
         op_end = time.time()
         if blocker is not None:
-            blocker.join(timeout=scenario.blocker_s + 30)
+            blocker.join(timeout=30)
         time.sleep(TAIL_S)
     finally:
         bench.stop()

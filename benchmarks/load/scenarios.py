@@ -36,8 +36,8 @@ from alembic import op
 
 from scripts.partitions import create_partitioned_index_concurrently
 
-revision = "0005"
-down_revision = "0004"
+revision = "{revision}"
+down_revision = "{down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -56,8 +56,8 @@ COLUMN_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "{revision}"
+down_revision = "{down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -70,8 +70,8 @@ def downgrade() -> None:
     op.drop_column("users", "load_x")
 '''
 
-# The long transaction of the blocked-DDL case: ACCESS SHARE on users, held this long
-# (longer than the runtime's default 5 s lock_timeout).
+# The long transaction of the blocked-DDL case: ACCESS SHARE on users, held this long after
+# the migrator connects (longer than the runtime's default 5 s lock_timeout).
 BLOCKER_HOLD_S = 8.0
 
 
@@ -84,7 +84,8 @@ class Scenario:
     target_ms: float  # longest client wait on the operation's locks
     target: str
     prepare: Callable[[Any, str], None] | None = None  # (DB-API cursor, size) -> None
-    revision: str | None = None  # extra revision 0005 of a throwaway project
+    revision: str | None = None  # one extra revision, after the project's head, in a throwaway copy
+    revision_name: str = ""
     blocker_s: float = 0.0  # hold ACCESS SHARE on users in another session while it runs
 
     def project(self, workdir: Path) -> Path:
@@ -96,8 +97,14 @@ class Scenario:
         root.mkdir(parents=True)
         shutil.copy(REPO_ROOT / "alembic.ini", root / "alembic.ini")
         shutil.copytree(REPO_ROOT / "alembic", root / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-        name = "0005_index_attempts_by_score.py" if self.key == "index_helper" else "0005_add_users_load_x.py"
-        (root / "alembic" / "versions" / name).write_text(textwrap.dedent(self.revision).lstrip())
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(Config(str(root / "alembic.ini"))).get_current_head()
+        assert head is not None and head.isdigit(), head
+        revision = f"{int(head) + 1:04d}"
+        body = textwrap.dedent(self.revision).lstrip().format(revision=revision, down_revision=head)
+        (root / "alembic" / "versions" / f"{revision}_{self.revision_name}.py").write_text(body)
         return root
 
 
@@ -134,12 +141,13 @@ def scenarios(size: str) -> list[Scenario]:
         ),
         Scenario(
             "index_helper", "revision: create_partitioned_index_concurrently on attempts(score)",
-            ["migrate"], budget_s=300, target_ms=500, target=few_hundred, revision=INDEX_REVISION,
+            ["migrate"], budget_s=300, target_ms=500, target=few_hundred,
+            revision=INDEX_REVISION, revision_name="index_attempts_by_score",
         ),
         Scenario(
             "blocked_ddl",
-            f"revision: ALTER TABLE users ADD COLUMN, a transaction holding users {BLOCKER_HOLD_S:g} s",
+            f"revision: ALTER TABLE users ADD COLUMN behind a transaction holding users {BLOCKER_HOLD_S:g} s",
             ["migrate"], budget_s=60, target_ms=500, target="no client waits > ~500 ms at a time",
-            revision=COLUMN_REVISION, blocker_s=BLOCKER_HOLD_S,
+            revision=COLUMN_REVISION, revision_name="add_users_load_x", blocker_s=BLOCKER_HOLD_S,
         ),
     ]  # fmt: skip

@@ -65,9 +65,22 @@ BULK_INDEX_TABLES = ("attempts", "skill_mastery", "learning_sessions")
 ON_ONLY = re.compile(r"^(CREATE (?:UNIQUE )?INDEX \S+ ON )ONLY ")
 # Memory for those rebuilds, this transaction only (docs 14.4.4).
 BULK_MAINTENANCE_WORK_MEM = "256MB"
-# The per-row trigger bulk mode disables, and the set-based query that checks the same rule:
-# attempts only on active items (revision 0003).
-ACTIVE_ITEM_TRIGGER = ("attempts", "trg_attempts_require_active_item")
+# The triggers bulk mode disables on attempts and its partitions, and the set-based query that
+# checks the same rule after the load: attempts only on active items. Per row since revision
+# 0003; revision 0005 adds a per-statement one and disables the row clones on the partitions
+# it finds. Each is put back exactly as found, relation by relation: ENABLE on the parent
+# recurses to the partitions' clones, so the partitions are restored after it.
+ACTIVE_ITEM_TRIGGERS = ("trg_attempts_require_active_item", "trg_attempts_require_active_items")
+TRIGGERS_OF_ATTEMPTS = """
+    SELECT n.nspname, c.relname, t.tgname, t.tgenabled
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE NOT t.tgisinternal AND t.tgname = ANY (%s)
+      AND t.tgrelid IN (SELECT relid FROM pg_partition_tree('attempts'))
+    ORDER BY c.relispartition, 1, 2, 3
+"""
+# pg_trigger.tgenabled -> the ALTER TABLE action that sets it (ALTER TABLE, "ENABLE TRIGGER").
+TRIGGER_STATE = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
+Trigger = tuple[str, str, str, str]  # schema, table, trigger, tgenabled
 # Where the seed window's attempts went (the shape report), all partitions of attempts.
 PARTITION_COUNTS = """
     SELECT tableoid::regclass::text, count(*) FROM attempts
@@ -243,7 +256,7 @@ def _load(
             )
             cleared = truncate_owned(cur, SEED_TABLES, force=force) if replace else []
             default_before = _default_partition_rows(cur, lo, hi)
-            foreign_keys = [] if row_checks else _suspend_checks(cur)
+            foreign_keys, triggers = ([], []) if row_checks else _suspend_checks(cur)
             indexes = [] if row_checks else _suspend_indexes(cur)
             for name, columns, count, data in streams:
                 if name not in rows:
@@ -259,7 +272,7 @@ def _load(
                 if progress:
                     progress(FINISHING, 0)
                 _restore_indexes(cur, indexes)
-                _restore_checks(cur, foreign_keys, lo, hi)
+                _restore_checks(cur, foreign_keys, triggers, lo, hi)
             if _default_partition_rows(cur, lo, hi) != default_before:
                 raise SeedFailed(
                     f"seed attempts fell into the default partition: no partition covers {lo:%Y}-{hi:%Y}",
@@ -314,8 +327,8 @@ def _default_partition_rows(cur: Any, lo: dt.datetime, hi: dt.datetime) -> int:
     return int(cur.fetchone()[0])
 
 
-def _suspend_checks(cur: Any) -> list[tuple[str, str, str]]:
-    """Drop the bulk tables' foreign keys and disable the active-item trigger; return the keys."""
+def _suspend_checks(cur: Any) -> tuple[list[tuple[str, str, str]], list[Trigger]]:
+    """Drop the bulk tables' foreign keys and disable the active-item triggers; return both."""
     from psycopg2 import sql
 
     cur.execute(
@@ -330,13 +343,22 @@ def _suspend_checks(cur: Any) -> list[tuple[str, str, str]]:
         cur.execute(
             sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name))
         )
-    # On a partitioned table this recurses to every partition's clone of the trigger
-    # (PostgreSQL 11+, made reliable by commit ec0925c, back-patched to 11).
-    table, trigger = ACTIVE_ITEM_TRIGGER
+    cur.execute(TRIGGERS_OF_ATTEMPTS, (list(ACTIVE_ITEM_TRIGGERS),))
+    triggers: list[Trigger] = [tuple(row) for row in cur.fetchall()]
+    for schema, table, trigger, enabled in triggers:
+        if enabled != "D":
+            _set_trigger(cur, schema, table, trigger, "DISABLE")
+    return foreign_keys, triggers
+
+
+def _set_trigger(cur: Any, schema: str, table: str, trigger: str, action: str) -> None:
+    from psycopg2 import sql
+
     cur.execute(
-        sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(trigger))
+        sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
+            sql.Identifier(schema, table), sql.SQL(action), sql.Identifier(trigger)
+        )
     )
-    return foreign_keys
 
 
 def _suspend_indexes(cur: Any) -> list[str]:
@@ -378,19 +400,21 @@ def _restore_indexes(cur: Any, definitions: list[str]) -> None:
 
 
 def _restore_checks(
-    cur: Any, foreign_keys: list[tuple[str, str, str]], lo: dt.datetime, hi: dt.datetime
+    cur: Any,
+    foreign_keys: list[tuple[str, str, str]],
+    triggers: list[Trigger],
+    lo: dt.datetime,
+    hi: dt.datetime,
 ) -> None:
-    """Re-add the foreign keys (validating every row) and the trigger, after its rule's check."""
+    """Re-add the foreign keys (validating every row) and the triggers' states, after their rule's check."""
     from psycopg2 import sql
 
     cur.execute(ACTIVE_ITEM_CHECK, {"lo": lo, "hi": hi})
     bad = cur.fetchone()
     if bad:
         raise SeedFailed(f"an attempt refers to item {bad[0]}, which is not active (status: {bad[1]})")
-    table, trigger = ACTIVE_ITEM_TRIGGER
-    cur.execute(
-        sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(trigger))
-    )
+    for schema, table, trigger, enabled in triggers:  # the parent first (see ACTIVE_ITEM_TRIGGERS)
+        _set_trigger(cur, schema, table, trigger, TRIGGER_STATE[enabled])
     for table, name, definition in foreign_keys:
         # The definition is the server's own rendering (pg_get_constraintdef), not our text.
         cur.execute(
