@@ -82,7 +82,7 @@ def schema_fingerprint(url: URL) -> list[str]:
 def round_trip_pending(url: URL) -> RoundTrip:
     """Bring ``url`` to head one revision at a time, each upgraded, downgraded and upgraded again."""
     from scripts.migrations import api as migrations
-    from scripts.migrations.rollback import reversibility
+    from scripts.migrations.reversibility import reversibility
 
     script = migrations.script_directory()
     current = migrations.current_revision(url)
