@@ -136,7 +136,8 @@ class StandbyPair:
 
     def wait_for_replay(self) -> None:
         """Wait until the standby has replayed everything the primary had written at the call."""
-        target = str(self._scalar(self.primary.url("postgres"), "SELECT pg_current_wal_lsn()"))
+        # the insert position: with synchronous_commit off the last commit may not be written yet
+        target = str(self._scalar(self.primary.url("postgres"), "SELECT pg_current_wal_insert_lsn()"))
         probe = "SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"
         poll(
             lambda: self._scalar(self.standby.url("postgres"), probe, lsn=target) is True,

@@ -74,7 +74,8 @@ def after_heavy_revision(
 ) -> list[StandbyLag]:
     """Report the standbys' lag after ``revision``; with ``wait_seconds`` > 0, wait until every
     one has replayed it, or fail before the next revision saying which is behind."""
-    lsn = str(conn.scalar(text("SELECT pg_current_wal_lsn()::text")))
+    # the insert position: with synchronous_commit off the commit may not be written yet
+    lsn = str(conn.scalar(text("SELECT pg_current_wal_insert_lsn()::text")))
     lags = standby_lag(conn, lsn)
     for lag in lags:
         notice(f"after revision {revision} (ACCESS EXCLUSIVE): standby {lag}")
