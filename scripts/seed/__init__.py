@@ -6,33 +6,51 @@ activity     sessions, attempts (adaptive item selection), skill mastery; the CO
 copy_binary  PostgreSQL's binary COPY format from numpy columns
 loader       the guarded, one-transaction loader (``seed``, ``load``)
 
-Importing this package stays light: numpy is imported only when rows are generated.
+Importing this package stays light: each public name is imported on first use, and numpy
+only when rows are generated.
 """
 
-from scripts.seed.loader import (
-    ENVIRONMENT_SETTING,
-    FINISHING,
-    SEED_LOCK_KEY,
-    Progress,
-    SeedResult,
-    TargetState,
-    check_target,
-    inspect_target,
-    load,
-    seed,
-)
-from scripts.seed.presets import (
-    DEFAULT_MAX_EXISTING_LEARNERS,
-    DEFAULT_SCALE,
-    DEFAULT_SEED,
-    SCALES,
-    SEED_EMAIL_DOMAIN,
-    SEED_TABLES,
-    SEED_WINDOW,
-    Scale,
-    SeedPlan,
-    make_plan,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scripts.seed.loader import (
+        ENVIRONMENT_SETTING,
+        FINISHING,
+        SEED_LOCK_KEY,
+        Progress,
+        SeedResult,
+        TargetState,
+        check_target,
+        inspect_target,
+        load,
+        seed,
+    )
+    from scripts.seed.presets import (
+        DEFAULT_MAX_EXISTING_LEARNERS,
+        DEFAULT_SCALE,
+        DEFAULT_SEED,
+        SCALES,
+        SEED_EMAIL_DOMAIN,
+        SEED_TABLES,
+        SEED_WINDOW,
+        Scale,
+        SeedPlan,
+        make_plan,
+    )
+
+# public name -> the module that defines it; imported on first use (PEP 562), so that the
+# CLI's `--help` (which reads only presets) does not load the loader and SQLAlchemy
+_LOADER = ("ENVIRONMENT_SETTING", "FINISHING", "SEED_LOCK_KEY", "Progress", "SeedResult", "TargetState")
+_HOMES = {name: "loader" for name in (*_LOADER, "check_target", "inspect_target", "load", "seed")}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name) or ("presets" if name in __all__ else None)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "DEFAULT_MAX_EXISTING_LEARNERS",
