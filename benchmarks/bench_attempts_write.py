@@ -23,13 +23,13 @@ from __future__ import annotations
 import io
 import random
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from benchmarks.attempt_rows import attempt_record
 from benchmarks.harness import BenchContext, BenchResult, Stats, paired
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
@@ -84,19 +84,7 @@ def _batches(rows: int, users: list[str], items: list[str]) -> list[list[tuple[s
     records = []
     for n in range(rows):
         at = YEAR + timedelta(seconds=n * 60 + rng.randint(0, 59))
-        correct = rng.random() < 0.6
-        records.append(
-            (
-                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                at.isoformat(),
-                rng.choice(users),
-                rng.choice(items),
-                "t" if correct else "f",
-                "1" if correct else f"{rng.random() * 0.5:.3f}",
-                str(rng.randint(800, 60_000)),
-                f'{{"choice": {rng.randint(0, 3)}}}',
-            )
-        )
+        records.append(attempt_record(rng, at, users, items))
     return [records[i : i + BATCH] for i in range(0, rows, BATCH)]
 
 

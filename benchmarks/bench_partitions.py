@@ -30,7 +30,6 @@ import random
 import re
 import statistics
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from benchmarks.attempt_rows import attempt_record
 from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, paired
 from scripts.db.engine import make_engine
 from scripts.migrations import api as migrations
@@ -127,19 +127,7 @@ def _csv(rows: int, users: list[str], items: list[str], *, shuffled: bool) -> by
     records = []
     for n in range(rows):
         at = SPAN_START + step * n
-        correct = rng.random() < 0.6
-        records.append(
-            (
-                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                at.isoformat(),
-                rng.choice(users),
-                rng.choice(items),
-                "t" if correct else "f",
-                "1" if correct else f"{rng.random() * 0.5:.3f}",
-                str(rng.randint(800, 60_000)),
-                f'{{"choice": {rng.randint(0, 3)}}}',
-            )
-        )
+        records.append(attempt_record(rng, at, users, items))
     if shuffled:
         rng.shuffle(records)
     out = io.StringIO()
