@@ -275,6 +275,36 @@ def test_default_partition_rows_move_into_new_partition(engine: Engine, learner)
     assert default_triggers(engine) == triggers_before  # switched off for the move, then back as they were
 
 
+def vacuum_count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(text("SELECT pg_stat_get_vacuum_count(CAST(:t AS regclass))"), {"t": table}))
+
+
+def test_ensure_vacuums_what_the_move_left_dead_in_the_default_partition_and_nothing_else(
+    engine: Engine, learner
+):
+    # the ATTACH step scans the default partition while writers wait: the pages the moved rows
+    # left dead must be vacuumed first, or that step grows with the rows moved
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2029-03-01 00:00:00+00", 50)
+    before = vacuum_count(engine, "attempts_default")
+    with engine.connect() as conn:
+        ensure_result = partitions.ensure(
+            conn, interval="year", ahead=0, start="2029-01-01", today=date(2029, 6, 1)
+        )
+        # the connection is back to its own isolation level: a transaction still rolls back
+        conn.execute(text("CREATE TABLE left_behind ()"))
+        conn.rollback()
+    assert ensure_result.moved_rows == {"attempts_2029": 50}
+    assert vacuum_count(engine, "attempts_default") == before + 1
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT to_regclass('left_behind')")) is None
+    # a run with nothing to move does not vacuum
+    ensure(engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 6, 1))
+    assert vacuum_count(engine, "attempts_default") == before + 1
+
+
 def test_new_partitions_carry_the_parents_indexes_constraints_and_triggers(engine: Engine, learner):
     user, item = learner
     with engine.begin() as conn:

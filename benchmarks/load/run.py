@@ -172,5 +172,5 @@ def run(
         longest_lock_wait_ms=monitor.longest(op_start, op_end + TAIL_S, by_operation=False),
         target=scenario.target,
         target_ms=scenario.target_ms,
-        holds=on_op <= scenario.target_ms and bench.aborted_clients() == 0,
+        holds=code == 0 and on_op <= scenario.target_ms and bench.aborted_clients() == 0,
     )

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from scripts.db.durations import duration
 from scripts.errors import ConfigError, PartitionError
 from scripts.partitions import move, steps
-from scripts.partitions.catalog import PartitionedTable, describe_table
+from scripts.partitions.catalog import PartitionedTable, describe_table, quote_name
 from scripts.partitions.defaults import (
     DEFAULT_AHEAD,
     DEFAULT_BATCH_ROWS,
@@ -136,6 +137,37 @@ class _Run:
         self.retried += retried
         return value
 
+    def vacuum(self, info: PartitionedTable, what: str) -> None:
+        """VACUUM the DEFAULT partition after the batches emptied part of it.
+
+        The ATTACH step scans the DEFAULT partition while it holds the platform's writers
+        (scripts.partitions.move.attach): without this, that scan reads every page the moved
+        rows left dead, so the step would grow with the rows moved. VACUUM takes SHARE UPDATE
+        EXCLUSIVE, which blocks no reader or writer; ``TRUNCATE false`` skips the truncation
+        that would need ACCESS EXCLUSIVE ("VACUUM" in the PostgreSQL docs). It cannot run in a
+        transaction block, so a revision's ``ensure`` (one transaction) goes without it.
+        """
+        assert info.default_partition is not None
+        conn = self.conn
+        default = quote_name(conn, info.schema, info.default_partition)
+
+        def once() -> None:
+            auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                auto.execute(text("SELECT set_config('lock_timeout', :lt, false)"), {"lt": self.timeout})
+                auto.execute(text(f"VACUUM (TRUNCATE false) {default}"))
+            finally:
+                if not conn.invalidated:  # a lost connection has no session settings to reset
+                    auto.execute(text("RESET lock_timeout"))
+                    auto.commit()  # ends SQLAlchemy's autobegun (server-side empty) transaction
+                    conn.execution_options(isolation_level=conn.default_isolation_level)
+
+        _, retried = run_step(
+            conn, once, what=what, lock_timeout=self.timeout, retries=self.retries,
+            on_retry=self.on_retry, left=self.left,
+        )  # fmt: skip
+        self.retried += retried
+
 
 def _create_partition(
     run: _Run,
@@ -192,6 +224,8 @@ def _create_partition(
             raise PartitionError(
                 f"{period.name} holds {held} row(s) but {moved} were moved into it", run.left
             )
+        if moved and not conn.in_transaction():
+            run.vacuum(info, f"{what}: VACUUM {info.default_partition}")
     for name in run.step(lambda: move.add_foreign_keys(conn, info, period), f"{what}: foreign keys"):
 
         def validate(name: str = name) -> None:

@@ -13,6 +13,9 @@ and retried by ``steps.run_step``. In order, with the locks each takes ("Explici
    EXCLUSIVE on the DEFAULT partition only (to switch its user triggers off for the move):
    inserts that land in the default wait for one batch; the parent and every other partition
    are untouched, so current writes go on.
+   Then the DEFAULT partition is vacuumed (``ensure_run._Run.vacuum``, SHARE UPDATE
+   EXCLUSIVE: no reader or writer waits), so that step 4's scans of it read only live rows,
+   not the pages the moved rows left dead.
 3. :func:`add_foreign_keys` — the parent's foreign keys on the new table ``NOT VALID``:
    SHARE ROW EXCLUSIVE on the new table and on each referenced table (users, items, ...)
    for a catalog-only change; then :func:`validate_foreign_keys`, one transaction each:
