@@ -8,7 +8,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,7 @@ from scripts.errors import (
     PartitionOverlap,
     UnknownTable,
 )
+from scripts.partitions.period_math import parse_bound
 from tests.conftest import PgServer
 from tests.factories import add_attempts, make_item, make_user
 from tests.polling import wait_for_sql
@@ -305,6 +306,115 @@ def test_ensure_vacuums_what_the_move_left_dead_in_the_default_partition_and_not
     assert vacuum_count(engine, "attempts_default") == before + 1
 
 
+def trigger_setup(conn: Connection, table: str) -> set[tuple[object, ...]]:
+    """A partition's user triggers: name, enabled state, kind and function, and whether a clone."""
+    return set(
+        conn.execute(
+            text(
+                "SELECT tgname, tgenabled, tgtype, tgfoid::regproc::text, tgparentid <> 0,"
+                " tgnewtable FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"
+            ),
+            {"t": table},
+        ).all()
+    )
+
+
+def newest_range_partition_before(conn: Connection, before: str) -> str:
+    names = conn.execute(
+        text(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'attempts'::regclass"
+        )
+    ).all()
+    ranges = [parse_bound(name, bound) for name, bound in names if bound != "DEFAULT"]
+    start = datetime.fromisoformat(before).replace(tzinfo=timezone.utc)
+    return max((p for p in ranges if p.start and p.start < start), key=lambda p: p.start).name  # type: ignore[arg-type,return-value]
+
+
+def test_new_partition_gets_what_revisions_set_up_on_every_partition(engine: Engine, learner):
+    # a statement trigger created on each partition and a clone switched off on each (as a
+    # revision like 0005 does): ATTACH copies neither, ensure must
+    user, item = learner
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE insert_statements (tbl text, n bigint)"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " INSERT INTO insert_statements SELECT TG_TABLE_NAME, count(*) FROM new_rows;"
+                " RETURN NULL; END $$"
+            )
+        )
+        existing = (
+            conn.execute(
+                text(
+                    "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'attempts'::regclass"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        clone = conn.execute(
+            text(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:p AS regclass) AND tgparentid <> 0"
+                " AND NOT tgisinternal"
+                " AND tgname <> 'trg_attempts_append_only' ORDER BY tgname LIMIT 1"
+            ),
+            {"p": existing[0]},
+        ).scalar_one_or_none()
+        for part in existing:
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER trg_count_inserts AFTER INSERT ON {part} REFERENCING NEW TABLE AS"
+                    " new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_inserts()"
+                )
+            )
+            conn.execute(text(f"ALTER TABLE {part} DISABLE TRIGGER trg_count_inserts"))
+            conn.execute(text(f"ALTER TABLE {part} ENABLE ALWAYS TRIGGER trg_count_inserts"))
+            if clone is not None:
+                conn.execute(text(f'ALTER TABLE {part} DISABLE TRIGGER "{clone}"'))
+        add_attempts(conn, user, item, "2030-02-01 00:00:00+00", 2)  # moved, then attached
+    ensure(engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 1, 1))
+    with engine.begin() as conn:
+        assert trigger_setup(conn, "attempts_2030") == trigger_setup(
+            conn, newest_range_partition_before(conn, "2030-01-01")
+        )
+        new = {(name, enabled) for name, enabled, *_ in trigger_setup(conn, "attempts_2030")}
+        assert ("trg_count_inserts", "A") in new
+        assert conn.scalar(text("SELECT count(*) FROM insert_statements")) == 0  # the move fired nothing
+        conn.execute(
+            text(
+                "INSERT INTO attempts_2030"
+                " (user_id, item_id, attempted_at, is_correct, score, response_time_ms)"
+                " VALUES (:u, :i, '2030-03-01 00:00:00+00', true, 1, 10)"
+            ),
+            {"u": user, "i": item},
+        )
+        assert conn.execute(text("SELECT tbl, n FROM insert_statements")).all() == [("attempts_2030", 1)]
+
+
+def test_ensure_pauses_after_each_batch_in_proportion_to_it_and_not_inside_a_transaction(
+    engine: Engine, learner, monkeypatch: pytest.MonkeyPatch
+):
+    import scripts.partitions.ensure_run as ensure_run
+
+    pauses: list[float] = []
+    monkeypatch.setattr(ensure_run.time, "sleep", pauses.append)
+    user, item = learner
+    with engine.begin() as conn:
+        add_attempts(conn, user, item, "2029-03-01 00:00:00+00", 25)
+        add_attempts(conn, user, item, "2031-03-01 00:00:00+00", 25)
+    result = ensure(
+        engine, interval="year", ahead=0, start="2029-01-01", today=date(2029, 6, 1), batch_rows=10
+    )
+    assert result.batches == 3 and len(pauses) == 3 and all(p > 0 for p in pauses)
+    pauses.clear()
+    ensure(engine, interval="year", ahead=0, start="2030-01-01", today=date(2030, 6, 1), pause_ratio=0)
+    assert pauses == []
+    with engine.begin() as conn:  # a revision's ensure is one transaction: pausing would hold its locks
+        done = partitions.ensure(conn, interval="year", ahead=0, start="2031-01-01", today=date(2031, 6, 1))
+    assert done.batches == 1 and pauses == []
+
+
 def test_new_partitions_carry_the_parents_indexes_constraints_and_triggers(engine: Engine, learner):
     user, item = learner
     with engine.begin() as conn:
@@ -330,14 +440,8 @@ def test_new_partitions_carry_the_parents_indexes_constraints_and_triggers(engin
                 text("SELECT conname FROM pg_constraint WHERE conrelid = 'attempts_2030'::regclass")
             ).scalars()
         )
-        triggers = set(
-            conn.execute(
-                text(
-                    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'attempts_2030'::regclass"
-                    " AND NOT tgisinternal AND tgenabled = 'O'"
-                )
-            ).scalars()
-        )
+        triggers = trigger_setup(conn, "attempts_2030")
+        sibling = trigger_setup(conn, newest_range_partition_before(conn, "2030-01-01"))
     assert attached == parent_indexes
     assert {
         "ck_attempts_score_range",
@@ -346,7 +450,8 @@ def test_new_partitions_carry_the_parents_indexes_constraints_and_triggers(engin
         "fk_attempts_item_id_items",
         "fk_attempts_session_id_learning_sessions",
     } <= constraints
-    assert triggers == {"trg_attempts_append_only", "trg_attempts_require_active_item"}
+    assert "trg_attempts_append_only" in {name for name, *_ in triggers}
+    assert triggers == sibling  # every trigger, enabled or not, as on the partition before it
     with engine.connect() as conn, pytest.raises(IntegrityError, match="ck_attempts_score_range"):
         conn.execute(
             text(
@@ -821,6 +926,8 @@ def test_table_that_is_not_partitioned_is_refused(engine: Engine):
         ({"interval": "week"}, "interval 'week' is not known"),
         ({"ahead": -1}, "--ahead -1 is negative"),
         ({"lock_timeout": "soon"}, "lock_timeout 'soon' is not a duration"),
+        ({"pause_ratio": -0.5}, "pause ratio -0.5 is negative"),
+        ({"batch_rows": 0}, "batch size 0 is not positive"),
     ],
 )
 def test_malformed_ensure_input_is_refused(engine: Engine, kwargs: dict[str, object], message: str):

@@ -4,7 +4,8 @@ Starts its own throwaway PostgreSQL (embedded, or ALP_DB_PG_BINDIR; Unix socket 
 one database (medium: 1,000,000 attempts; --quick: small, 50,000) and, for each operation of
 ``benchmarks.load.scenarios`` on a fresh copy of it, runs pgbench ``-c 4 -j 2`` with the
 platform's three statements: a baseline window, then the operation, in one pgbench run.
-Writes benchmarks/results/load.json and load.md (the table the README includes).
+Writes benchmarks/results/load-pgNN[-quick].json and .md (the tables the README includes);
+with --only it prints the table and writes nothing.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def main() -> None:
     finally:
         cluster.destroy()
         shutil.rmtree(home, ignore_errors=True)
-    write(outcomes, version, size)
+    write(outcomes, version, size, partial=bool(args.only))
 
 
 def row(o: Outcome) -> str:
@@ -100,7 +101,8 @@ def row(o: Outcome) -> str:
         f"throughput x{o.throughput_ratio}; "
         f"p99 {b['p99_ms']} -> {d['p99_ms']} ms; max {b['max_ms']} -> {d['max_ms']} ms; "
         f"aborted clients {o.aborted_clients}; longest wait on its locks {o.longest_wait_on_operation_ms} ms"
-        f" (target {o.target_ms:g}): {'holds' if o.holds else 'DOES NOT HOLD'}"
+        f" (target {o.target_ms:g}): {'holds' if o.holds else 'DOES NOT HOLD'}; slowest client statement"
+        f" {o.slowest_client_statement_ms} ms ({o.slowest_statement_waits or '-'})"
     )
 
 
@@ -126,7 +128,7 @@ def markdown(outcomes: list[Outcome], version: str, size: str) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def write(outcomes: list[Outcome], version: str, size: str) -> None:
+def write(outcomes: list[Outcome], version: str, size: str, *, partial: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     payload = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -137,9 +139,14 @@ def write(outcomes: list[Outcome], version: str, size: str) -> None:
         "threads": THREADS,
         "results": [asdict(o) for o in outcomes],
     }
-    (RESULTS / "load.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / "load.md").write_text(markdown(outcomes, version, size))
-    print(markdown(outcomes, version, size))
+    table = markdown(outcomes, version, size)
+    print(table)
+    if partial:  # a subset would overwrite the full table with fewer rows
+        print("(--only: results printed, not written)")
+        return
+    stem = RESULTS / f"load-pg{version.split('.')[0]}{'-quick' if size == 'quick' else ''}"
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(table)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,16 @@ FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
 WHERE a.application_name = 'pgbench' AND a.wait_event_type = 'Lock' AND l.waitstart IS NOT NULL
 """
 
+# Client statements running long, whatever they wait on (a lock, WAL flush, I/O, or nothing:
+# CPU), so a latency spike that is no lock wait still says where the time went.
+SLOW_CLIENTS = """
+SELECT a.pid, extract(epoch FROM clock_timestamp() - a.query_start)::float8,
+       coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU')
+FROM pg_stat_activity a
+WHERE a.application_name = 'pgbench' AND a.state = 'active'
+  AND clock_timestamp() - a.query_start > interval '100 milliseconds'
+"""
+
 
 @dataclass
 class LockMonitor:
@@ -39,6 +49,7 @@ class LockMonitor:
     connect: Any  # () -> a DB-API connection
     samples: list[tuple[float, int, float, bool]] = field(default_factory=list)
     connected: list[float] = field(default_factory=list)  # times an operation backend was there
+    slow: list[tuple[float, int, float, str]] = field(default_factory=list)  # (time, pid, s, wait)
 
     def start(self) -> None:
         self._stop = threading.Event()
@@ -58,6 +69,8 @@ class LockMonitor:
                     cur.execute(WAITERS, {"op": OPERATION_APP + "%"})
                     now = time.time()
                     self.samples.extend((now, pid, waited, by_op) for pid, waited, by_op in cur.fetchall())
+                    cur.execute(SLOW_CLIENTS)
+                    self.slow.extend((now, pid, s, wait) for pid, s, wait in cur.fetchall())
                     cur.execute(OPERATION_CONNECTED, {"op": OPERATION_APP + "%"})
                     if cur.fetchone()[0]:
                         self.connected.append(now)
@@ -74,3 +87,18 @@ class LockMonitor:
         """The longest wait (ms) seen in [lo, hi], on the operation's locks or on any lock."""
         waits = [w for t, _, w, op in self.samples if lo <= t <= hi and (op or not by_operation)]
         return round(max(waits, default=0.0) * 1000, 1)
+
+    def slowest(self, lo: float, hi: float) -> tuple[float, str]:
+        """The longest-running client statement seen in [lo, hi] (ms) and what it waited on
+        while sampled (e.g. "Lock:relation 3, IO:WALSync 2, CPU 5"); (0, "") if none ran long."""
+        seen = [(w, pid, t) for t, pid, w, _ in self.slow if lo <= t <= hi]
+        if not seen:
+            return 0.0, ""
+        longest, pid, at = max(seen)
+        start = at - longest
+        counts: dict[str, int] = {}
+        for t, p, _, wait in self.slow:
+            if p == pid and start <= t <= at:
+                counts[wait] = counts.get(wait, 0) + 1
+        waits = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        return round(longest * 1000, 1), waits

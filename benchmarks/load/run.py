@@ -36,6 +36,8 @@ class Outcome:
     client_error: str
     longest_wait_on_operation_ms: float
     longest_lock_wait_ms: float
+    slowest_client_statement_ms: float  # sampled: statements running > 100 ms
+    slowest_statement_waits: str  # what that statement waited on, by samples
     target: str
     target_ms: float
     holds: bool
@@ -156,6 +158,7 @@ def run(
     base = Window.of(ended, latency, started + WARMUP_S, op_start, overlapping=False)
     during = Window.of(ended, latency, on_lo, on_hi, overlapping=True)
     on_op = monitor.longest(op_start, op_end + TAIL_S, by_operation=True)
+    slowest_ms, slowest_waits = monitor.slowest(op_start, op_end + TAIL_S)
     return Outcome(
         key=scenario.key,
         title=scenario.title,
@@ -170,6 +173,8 @@ def run(
         client_error=bench.errors_excerpt(),
         longest_wait_on_operation_ms=on_op,
         longest_lock_wait_ms=monitor.longest(op_start, op_end + TAIL_S, by_operation=False),
+        slowest_client_statement_ms=slowest_ms,
+        slowest_statement_waits=slowest_waits,
         target=scenario.target,
         target_ms=scenario.target_ms,
         holds=code == 0 and on_op <= scenario.target_ms and bench.aborted_clients() == 0,

@@ -12,6 +12,7 @@ from scripts.partitions.defaults import (
     DEFAULT_AHEAD,
     DEFAULT_BATCH_ROWS,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PAUSE_RATIO,
     DEFAULT_TABLE,
     INTERVALS,
 )
@@ -52,6 +53,14 @@ def partitions() -> None:
     show_default=True,
     help="Rows moved out of the default partition per short transaction.",
 )
+@click.option(
+    "--pause-ratio",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_PAUSE_RATIO,
+    show_default=True,
+    help="After each batch, wait this many times as long as it took (0: no pause), so the"
+    " platform's commits do not queue behind the move's WAL.",
+)
 @lock_timeout_option
 @database_url_option
 @format_option
@@ -62,6 +71,7 @@ def ensure_cmd(
     ahead: int | None,
     start: str | None,
     batch_rows: int,
+    pause_ratio: float,
     lock_timeout: str | None,
     database_url: str | None,
     fmt: str,
@@ -85,6 +95,7 @@ def ensure_cmd(
             start=start,
             lock_timeout=lock_timeout,
             batch_rows=batch_rows,
+            pause_ratio=pause_ratio,
             on_retry=retrying,
             on_batch=progress,
         )

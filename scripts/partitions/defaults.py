@@ -21,5 +21,8 @@ DEFAULT_LOCK_TIMEOUT = "100ms"
 DEFAULT_RETRIES = 10
 # Rows of the default partition moved per short transaction by `ensure`.
 DEFAULT_BATCH_ROWS = 5000
+# After each batch, `ensure` waits this many times as long as the batch took (1: the move
+# writes at most half of the time), so the platform's commits are not stuck behind its WAL.
+DEFAULT_PAUSE_RATIO = 1.0
 # First pause before a retry; it doubles each time (scripts.db.retry.Backoff).
 RETRY_BACKOFF_S = 0.2

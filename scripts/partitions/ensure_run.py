@@ -4,6 +4,7 @@ each step and the locks it takes), so the platform's writes never wait for the w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,6 +21,7 @@ from scripts.partitions.defaults import (
     DEFAULT_AHEAD,
     DEFAULT_BATCH_ROWS,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PAUSE_RATIO,
     DEFAULT_RETRIES,
     DEFAULT_TABLE,
 )
@@ -67,6 +69,7 @@ def ensure(
     lock_timeout: str | None = None,
     retries: int = DEFAULT_RETRIES,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    pause_ratio: float = DEFAULT_PAUSE_RATIO,
     on_retry: Callable[[int], None] | None = None,
     on_batch: Callable[[str, int], None] | None = None,
 ) -> EnsureResult:
@@ -85,10 +88,13 @@ def ensure(
         raise ConfigError(f"--ahead {ahead} is negative", "give the number of periods ahead, 0 or more")
     if batch_rows < 1:
         raise ConfigError(f"batch size {batch_rows} is not positive", "give the rows per batch, e.g. 5000")
+    if pause_ratio < 0:
+        raise ConfigError(f"pause ratio {pause_ratio:g} is negative", "give 0 (no pause) or more, e.g. 1")
     start_date = parse_date(start, "--start") if start is not None else None
     day = today or today_utc()
     timeout = duration("lock_timeout", lock_timeout or DEFAULT_LOCK_TIMEOUT)
     run = _Run(conn, timeout, retries, on_retry)
+    run.pause_ratio = pause_ratio
 
     def planned() -> tuple[PartitionedTable, str, EnsurePlan]:
         info = describe_table(conn, table)
@@ -116,6 +122,7 @@ class _Run:
         self.conn, self.timeout, self.retries, self.on_retry = conn, timeout, retries, on_retry
         self.retried = 0
         self.left = steps.NOTHING_KEPT
+        self.pause_ratio = DEFAULT_PAUSE_RATIO
 
     def step(self, fn: Callable[[], T], what: str) -> T:
         """``fn`` as one transaction of its own (a savepoint inside the caller's), UTC, with
@@ -214,7 +221,13 @@ def _create_partition(
     leave()
     if info.default_partition:
         while run.step(lambda: move.default_has_rows(conn, info, period), what):
+            began = time.monotonic()
             moved += run.step(lambda: move.move_batch(conn, info, period, batch_rows), f"{what}: a batch")
+            if run.pause_ratio and not conn.in_transaction():
+                # Each batch writes its rows, their index entries and the deletes to the WAL in
+                # one burst, and the platform's commits wait behind that flush (IO:WALSync):
+                # pausing as long as the batch took keeps the move to a share of the WAL's time.
+                time.sleep((time.monotonic() - began) * run.pause_ratio)
             result.batches += 1
             leave()
             if on_batch is not None:

@@ -32,6 +32,9 @@ and retried by ``steps.run_step``. In order, with the locks each takes ("Explici
    every new range by now (PostgreSQL would skip that scan only if the default had a CHECK
    excluding the range, which would reject the platform's inserts of that range meanwhile).
    The CHECK is dropped in the same transaction: the partition constraint says the same.
+   Last, the new partition's triggers are set up as on the partition before it
+   (``scripts.partitions.triggers``: statement triggers revisions created on every partition,
+   clones they switched off), in the same transaction, so no insert sees it half set up.
 
 Rows moved by step 2 are in a table that is not yet a partition: from their batch until the
 ATTACH commits, a query through the parent does not see them (query the new table directly).
@@ -48,6 +51,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from scripts.errors import PartitionError
+from scripts.partitions import triggers
 from scripts.partitions.catalog import PartitionedTable, quote_name
 from scripts.partitions.ensure_plan import BOUNDS_CHECK
 from scripts.partitions.period_math import Period
@@ -171,6 +175,7 @@ def attach(conn: Connection, info: PartitionedTable, period: Period) -> int:
         _bounds(info, period),
     )
     conn.execute(text(f"ALTER TABLE {new} DROP CONSTRAINT {_quote(conn, BOUNDS_CHECK)}"))
+    triggers.match_template(conn, info, period)
     return moved
 
 
