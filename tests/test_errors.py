@@ -181,6 +181,45 @@ def test_lock_timeout_names_the_table(project, db_url: URL):
     assert_one_clear_line(result, "lock timeout", "users", "300ms")
 
 
+def test_lost_connection_during_a_revision_is_one_line_exit_2_in_alp_db_and_in_alembic(project, db_url: URL):
+    # the revision ends its own session, as a server restart would (SQLSTATE 57P01)
+    project.add_revision(
+        NEXT,
+        "add_notes_then_lose_the_session",
+        HEAD,
+        """
+        op.execute("CREATE TABLE lost_notes (id int)")
+        op.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        """,
+    )
+    url = db_url.render_as_string(False)
+    result = invoke("migrate", database_url=url, ALP_DB_HOME=str(project.root))
+    assert_one_clear_line(
+        result, "lost the connection to the database during a migration", "run the same command again"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(project.root / "alembic.ini"), "upgrade", "head"],
+        cwd=project.root,
+        env={**os.environ, "DATABASE_URL": url, "ALP_DB_HOME": str(project.root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = plain.stdout + plain.stderr
+    assert plain.returncode != 0 and "FAILED: lost the connection to the database" in output, output
+    assert "Traceback" not in output
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
+        assert conn.scalar(text("SELECT to_regclass('lost_notes')")) is None
+        failed = conn.scalar(
+            text("SELECT count(*) FROM migration_history WHERE revision = :r AND NOT success"), {"r": NEXT}
+        )
+    engine.dispose()
+    assert failed == 2  # each run's failure is in the history
+
+
 def test_debug_flag_shows_the_traceback_and_keeps_the_exit_code():
     result = run_cli("--debug", "migrate", database_url="postgresql//nohost")
     assert "Traceback" in result.stderr and "ConfigError" in result.stderr

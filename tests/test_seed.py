@@ -286,6 +286,39 @@ def test_concurrent_seed_waits_for_the_one_in_progress(db_url):
     assert len(outcome) == 1 and outcome[0].rows["attempts"] == SMALL.attempts
 
 
+def test_lost_connection_while_seeding_is_one_line_exit_2_and_loads_nothing(db_url):
+    # the seed waits for the advisory lock held here; its backend is then ended as a server
+    # restart ends it (SQLSTATE 57P01): one line, exit 2, nothing loaded, and a rerun works
+    holder = make_engine(db_url)
+    outcome: dict[str, object] = {}
+    args = ["seed", "--database-url", db_url.render_as_string(hide_password=False), "--attempts", "2000"]
+    with holder.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": seed.SEED_LOCK_KEY})
+        worker = threading.Thread(target=lambda: outcome.update(cli=CliRunner().invoke(main, args)))
+        worker.start()
+        waiting = (
+            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND NOT l.granted"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        pid = wait_for_sql(db_url, waiting, done=lambda found: found is not None)
+        assert conn.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        worker.join()
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": seed.SEED_LOCK_KEY})
+    holder.dispose()
+    result = outcome["cli"]
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    lines = result.stderr.splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("alp-db: error: lost the connection to the database while seeding: "), lines
+    assert lines[0].endswith(
+        "nothing was loaded (the seed is one transaction); once the server is back, run the same"
+        " command again"
+    )
+    assert query(db_url, "SELECT count(*) FROM users") == [(0,)]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+
+
 def test_command_choices_and_defaults_are_the_library_ones():
     from scripts.cli import seed as command
 

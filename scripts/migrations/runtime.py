@@ -26,9 +26,16 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from scripts.db import sqlstate
-from scripts.db.engine import connect, first_line, make_engine
+from scripts.db.engine import connect, connection_lost, first_line, make_engine
 from scripts.db.target import resolve_url
-from scripts.errors import AlpDbError, ChecksumMismatch, LockTimeout, MigrationFailed, PermissionDenied
+from scripts.errors import (
+    AlpDbError,
+    ChecksumMismatch,
+    ConnectionLost,
+    LockTimeout,
+    MigrationFailed,
+    PermissionDenied,
+)
 from scripts.migrations import history, replicas, revisions, sessions
 from scripts.migrations import lock as locking
 from scripts.migrations.commands import LIBRARY, Command, recognise
@@ -313,6 +320,13 @@ def describe_failure(
 
     code = sqlstate.sqlstate(exc)
     line = first_line(exc, url)
+    if connection_lost(exc):  # a server restart, a terminated backend, a broken network
+        return ConnectionLost(
+            f"lost the connection to the database during a migration: {line}",
+            "nothing of the running revision was kept (its transaction ended with the session);"
+            " once the server is back, run the same command again: it goes on from the last applied"
+            " revision",
+        )
     if code == sqlstate.LOCK_NOT_AVAILABLE:
         tables = tables_in_statement(exc.statement or "")
         if conn is not None:

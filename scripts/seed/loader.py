@@ -23,6 +23,7 @@ It needs ownership of the tables; ``row_checks=True`` loads with every check fir
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -31,7 +32,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scripts.errors import AlpDbError, AlreadySeeded, PermissionDenied, ProductionDatabase, SeedFailed
+from scripts.errors import (
+    AlpDbError,
+    AlreadySeeded,
+    ConnectionLost,
+    PermissionDenied,
+    ProductionDatabase,
+    SeedFailed,
+)
 from scripts.seed.presets import (
     DEFAULT_MAX_EXISTING_LEARNERS,
     SEED_EMAIL_DOMAIN,
@@ -282,21 +290,39 @@ def _load(
             partitions = {name: int(n) for name, n in cur.fetchall()}
         raw.commit()
     except psycopg2.Error as exc:
-        raw.rollback()
-        raise _describe_failure(exc, url) from None
+        lost = bool(raw.closed)  # psycopg2 marks the connection closed when the server is gone
+        _rollback(raw)
+        raise _describe_failure(exc, url, lost=lost) from None
     except BaseException:
-        raw.rollback()
+        _rollback(raw)
         raise
     return rows, cleared, partitions
 
 
-def _describe_failure(exc: BaseException, url: Any) -> AlpDbError:
+def _rollback(raw: Any) -> None:
+    """Roll back, unless the connection is gone: then so is the transaction, and psycopg2's
+    "connection already closed" would hide the error that says why."""
+    import psycopg2
+
+    if raw.closed:
+        return
+    with contextlib.suppress(psycopg2.InterfaceError, psycopg2.OperationalError):
+        raw.rollback()
+
+
+def _describe_failure(exc: BaseException, url: Any, *, lost: bool = False) -> AlpDbError:
     """One line for a failed load; nothing was committed."""
     from scripts.db import sqlstate
-    from scripts.db.engine import first_line
+    from scripts.db.engine import connection_lost, first_line
 
     detail = first_line(exc, url, default="unknown error")
     code = sqlstate.sqlstate(exc)
+    if lost or connection_lost(exc):
+        return ConnectionLost(
+            f"lost the connection to the database while seeding: {detail}",
+            "nothing was loaded (the seed is one transaction); once the server is back, run the same"
+            " command again",
+        )
     if code == sqlstate.INSUFFICIENT_PRIVILEGE:  # "must be owner of table" (ALTER TABLE in bulk mode)
         return PermissionDenied(
             f"seeding needs to own the tables in bulk mode: {detail}",
