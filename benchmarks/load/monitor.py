@@ -20,8 +20,10 @@ OPERATION_APP = "alp-db"
 
 # When the operation is connected: its window on the server, without interpreter start-up.
 OPERATION_CONNECTED = """
-SELECT count(*) FROM pg_stat_activity
+SELECT count(*), string_agg(left(regexp_replace(query, '\\s+', ' ', 'g'), 50), ' | ')
+FROM pg_stat_activity
 WHERE application_name LIKE %(op)s AND datname = current_database() AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend'
 """
 WAITERS = """
 SELECT a.pid, extract(epoch FROM clock_timestamp() - l.waitstart)::float8,
@@ -50,6 +52,7 @@ class LockMonitor:
     samples: list[tuple[float, int, float, bool]] = field(default_factory=list)
     connected: list[float] = field(default_factory=list)  # times an operation backend was there
     slow: list[tuple[float, int, float, str]] = field(default_factory=list)  # (time, pid, s, wait)
+    doing: list[tuple[float, str]] = field(default_factory=list)  # (time, the operation's statements)
 
     def start(self) -> None:
         self._stop = threading.Event()
@@ -72,8 +75,10 @@ class LockMonitor:
                     cur.execute(SLOW_CLIENTS)
                     self.slow.extend((now, pid, s, wait) for pid, s, wait in cur.fetchall())
                     cur.execute(OPERATION_CONNECTED, {"op": OPERATION_APP + "%"})
-                    if cur.fetchone()[0]:
+                    count, doing = cur.fetchone()
+                    if count:
                         self.connected.append(now)
+                        self.doing.append((now, doing or ""))
                     self._stop.wait(SAMPLE_S)
         finally:
             conn.close()
@@ -101,4 +106,11 @@ class LockMonitor:
             if p == pid and start <= t <= at:
                 counts[wait] = counts.get(wait, 0) + 1
         waits = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        # what the operation was running meanwhile, the statement seen most often
+        seen_doing: dict[str, int] = {}
+        for t, doing in self.doing:
+            if start <= t <= at:
+                seen_doing[doing] = seen_doing.get(doing, 0) + 1
+        if seen_doing:
+            waits += "; the operation ran: " + max(seen_doing.items(), key=lambda kv: kv[1])[0]
         return round(longest * 1000, 1), waits
