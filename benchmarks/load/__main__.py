@@ -113,8 +113,9 @@ def markdown(outcomes: list[Outcome], version: str, size: str) -> str:
         " transactions (insert + read 20 + update); 'before' is the baseline window,"
         " 'during' the time the operation was connected.\n\n"
         "| operation | took (connected) | exit | throughput during/before | p99 before → during"
-        " | max before → during | aborted clients | longest client wait on its locks | target | holds |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        " | max before → during | aborted clients | longest client wait on its locks | target | holds"
+        " | slowest client statement (what it waited on, in 20 ms samples) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for o in outcomes:
@@ -123,6 +124,8 @@ def markdown(outcomes: list[Outcome], version: str, size: str) -> str:
             o.title, f"{o.operation_s:g} s ({o.connected_s:g} s)", str(o.exit_code), f"{o.throughput_ratio}x",
             f"{b['p99_ms']} → {d['p99_ms']} ms", f"{b['max_ms']} → {d['max_ms']} ms", str(o.aborted_clients),
             f"{o.longest_wait_on_operation_ms} ms", o.target, "yes" if o.holds else "no",
+            f"{o.slowest_client_statement_ms} ms ({o.slowest_statement_waits or '-'})"
+            if o.slowest_client_statement_ms else "none over 100 ms",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
