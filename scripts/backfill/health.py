@@ -7,10 +7,10 @@ GitLab's batched background migrations do, the runner pauses while any signal is
 limit and says why. The signals, all read on the primary in one query:
 
 - replay lag of every standby: ``pg_stat_replication.replay_lag`` (time) and
-  ``pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)`` (bytes). The bytes matter most: while a
+  ``pg_wal_lsn_diff(pg_current_wal_insert_lsn(), replay_lsn)`` (bytes). The bytes matter most: while a
   standby's replay is stalled, ``replay_lag`` keeps its last value, the byte distance grows
   ("pg_stat_replication", Monitoring Database Activity, 28.2.4);
-- WAL retained by replication slots: ``pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)``
+- WAL retained by replication slots: ``pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn)``
   (``pg_replication_slots``);
 - autovacuum working on the table (or its partitions): ``pg_stat_progress_vacuum`` joined to
   ``pg_stat_activity.backend_type = 'autovacuum worker'`` (28.4.5). By default only an
@@ -39,8 +39,11 @@ from scripts.backfill.defaults import (
 )
 from scripts.errors import ConfigError
 
-# One round trip. pg_current_wal_lsn() cannot run during recovery, so the WAL distances are
-# read only on a primary: CASE evaluates its branches lazily ("Conditional Expressions").
+# One round trip. The WAL functions cannot run during recovery, so the WAL distances are read
+# only on a primary: CASE evaluates its branches lazily ("Conditional Expressions"). Distances
+# run to the insert position, not pg_current_wal_lsn() (the write position): batches commit
+# with synchronous_commit off, so their WAL may not be written yet, and a standby that has
+# replayed everything written would look 0 bytes behind while the batches' WAL waits for it.
 _SIGNALS = text(
     """
     SELECT
@@ -48,13 +51,13 @@ _SIGNALS = text(
       (SELECT max(extract(epoch FROM r.replay_lag)) FROM pg_stat_replication r) AS lag_s,
       CASE WHEN NOT pg_is_in_recovery() THEN
         (SELECT r.application_name FROM pg_stat_replication r
-          ORDER BY pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) DESC NULLS LAST LIMIT 1)
+          ORDER BY pg_wal_lsn_diff(pg_current_wal_insert_lsn(), r.replay_lsn) DESC NULLS LAST LIMIT 1)
       END AS standby,
       CASE WHEN NOT pg_is_in_recovery() THEN
-        (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)) FROM pg_stat_replication r)
+        (SELECT max(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), r.replay_lsn)) FROM pg_stat_replication r)
       END AS lag_bytes,
       CASE WHEN NOT pg_is_in_recovery() THEN
-        (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn))
+        (SELECT max(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn))
            FROM pg_replication_slots s WHERE s.restart_lsn IS NOT NULL)
       END AS slot_bytes,
       v.autovacuums,
