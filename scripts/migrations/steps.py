@@ -104,8 +104,9 @@ class Steps:
             self.mark = time.monotonic()
             self.running_id = None
             if self.lock_conn is not None and self.direction is not None:
-                history.ensure_table(self.lock_conn)
-                self.history_ready = True
+                if not self.history_ready:  # one catalog look per run, not per revision
+                    history.ensure_table(self.lock_conn)
+                    self.history_ready = True
                 row = row_for(script, self.direction, success=False, duration_ms=None)
                 self.running_id = history.start(self.lock_conn, row)
         self.current = script
