@@ -13,9 +13,10 @@ so inside the seed's transaction the foreign keys of BULK_FOREIGN_KEY_TABLES are
 re-added after the load — re-adding validates every row in one pass — and the active-item
 trigger is disabled and replaced by ACTIVE_ITEM_CHECK, the same rule as one set-based query;
 the plain indexes of tables that were empty are rebuilt after the load instead of being
-updated row by row (section 14.4.3). Measured on a 2-core machine for a million attempts:
-about 6 s end to end this way (benchmarks/bench_seed.py), 20-30 s with every check and
-index firing per row.
+updated row by row (section 14.4.3). For a million attempts the load of pre-made rows
+takes 11.4 s this way on a 2-core machine (benchmarks/bench_seed.py, 2026-12-02; the same
+code took 4.0 s on the faster machine of 2026-11-25), several times that with every check
+and index firing per row.
 Nothing is ever visible half-done: the DDL is transactional and its ACCESS EXCLUSIVE lock
 keeps every other session out until commit, when the constraints and trigger are back.
 It needs ownership of the tables; ``row_checks=True`` loads with every check firing per row.
