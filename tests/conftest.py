@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy_utils import create_database
 
-from scripts.db.devdb import Cluster, embedded_bindir
+from scripts.db.devdb import ENV_DEV_DIR, Cluster, dev_cluster, embedded_bindir
 from scripts.db.engine import make_engine
 from scripts.db.urls import parse_url
 from scripts.migrations import api as migrations
@@ -215,6 +215,25 @@ def engine(db_url: URL) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_dev_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A command a test runs without a database URL falls back to the local development
+    cluster: give the run one of its own, never the repository's ``.pgdata/``, and stop it at
+    the end, so no test leaves a server running."""
+    previous = os.environ.get(ENV_DEV_DIR)
+    os.environ[ENV_DEV_DIR] = str(tmp_path_factory.mktemp("devdb") / ".pgdata")
+    try:
+        yield
+    finally:
+        cluster = dev_cluster()
+        if cluster.running():
+            cluster.stop()
+        if previous is None:
+            os.environ.pop(ENV_DEV_DIR, None)
+        else:
+            os.environ[ENV_DEV_DIR] = previous
 
 
 @pytest.fixture
