@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import TextClause, text
 
+# pg_trigger.tgenabled -> the ALTER TABLE clause that sets it ("ALTER TABLE", ENABLE TRIGGER)
+TRIGGER_ENABLED_CLAUSE = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
+
 
 def escape_colons(sql: str) -> str:
     """``text()`` reads ``:name`` as a bind parameter; DDL and casts (``::int``) have none."""

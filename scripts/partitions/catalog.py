@@ -32,6 +32,10 @@ class PartitionedTable:
         return value.strftime(BOUND_FORMATS[self.key_type])
 
 
+def quote_ident(conn: Connection, name: str) -> str:
+    return str(conn.dialect.identifier_preparer.quote(name))
+
+
 def quote_name(conn: Connection, schema: str, name: str) -> str:
     prep = conn.dialect.identifier_preparer
     return f"{prep.quote_schema(schema)}.{prep.quote(name)}"

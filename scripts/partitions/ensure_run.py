@@ -93,8 +93,7 @@ def ensure(
     start_date = parse_date(start, "--start") if start is not None else None
     day = today or today_utc()
     timeout = duration("lock_timeout", lock_timeout or DEFAULT_LOCK_TIMEOUT)
-    run = _Run(conn, timeout, retries, on_retry)
-    run.pause_ratio = pause_ratio
+    run = _Run(conn, timeout, retries, on_retry, pause_ratio)
 
     def planned() -> tuple[PartitionedTable, str, EnsurePlan]:
         info = describe_table(conn, table)
@@ -117,12 +116,17 @@ class _Run:
     """The connection and lock policy every step of one ``ensure`` shares, and what it left."""
 
     def __init__(
-        self, conn: Connection, timeout: str, retries: int, on_retry: Callable[[int], None] | None
+        self,
+        conn: Connection,
+        timeout: str,
+        retries: int,
+        on_retry: Callable[[int], None] | None,
+        pause_ratio: float,
     ) -> None:
         self.conn, self.timeout, self.retries, self.on_retry = conn, timeout, retries, on_retry
+        self.pause_ratio = pause_ratio
         self.retried = 0
         self.left = steps.NOTHING_KEPT
-        self.pause_ratio = DEFAULT_PAUSE_RATIO
 
     def step(self, fn: Callable[[], T], what: str) -> T:
         """``fn`` as one transaction of its own (a savepoint inside the caller's), UTC, with

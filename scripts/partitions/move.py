@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection
 
 from scripts.errors import PartitionError
 from scripts.partitions import triggers
-from scripts.partitions.catalog import PartitionedTable, quote_name
+from scripts.partitions.catalog import PartitionedTable, quote_ident, quote_name
 from scripts.partitions.ensure_plan import BOUNDS_CHECK
 from scripts.partitions.period_math import Period
 
@@ -72,7 +72,8 @@ def create_table(conn: Connection, info: PartitionedTable, period: Period) -> No
     )
     conn.execute(
         text(
-            f"ALTER TABLE {new} ADD CONSTRAINT {_quote(conn, BOUNDS_CHECK)} CHECK ({_in_range(conn, info)})"
+            f"ALTER TABLE {new} ADD CONSTRAINT {quote_ident(conn, BOUNDS_CHECK)}"
+            f" CHECK ({_in_range(conn, info)})"
         ),
         _bounds(info, period),
     )
@@ -128,7 +129,9 @@ def add_foreign_keys(conn: Connection, info: PartitionedTable, period: Period) -
     ).all()
     for name, definition in missing:
         # definition is the server's own text for the constraint (pg_get_constraintdef)
-        conn.execute(text(f"ALTER TABLE {new} ADD CONSTRAINT {_quote(conn, name)} {definition} NOT VALID"))
+        conn.execute(
+            text(f"ALTER TABLE {new} ADD CONSTRAINT {quote_ident(conn, name)} {definition} NOT VALID")
+        )
     return list(
         conn.execute(
             text(
@@ -142,7 +145,7 @@ def add_foreign_keys(conn: Connection, info: PartitionedTable, period: Period) -
 
 def validate_foreign_key(conn: Connection, info: PartitionedTable, period: Period, name: str) -> None:
     new = quote_name(conn, info.schema, period.name)
-    conn.execute(text(f"ALTER TABLE {new} VALIDATE CONSTRAINT {_quote(conn, name)}"))
+    conn.execute(text(f"ALTER TABLE {new} VALIDATE CONSTRAINT {quote_ident(conn, name)}"))
 
 
 def attach(conn: Connection, info: PartitionedTable, period: Period) -> int:
@@ -174,7 +177,7 @@ def attach(conn: Connection, info: PartitionedTable, period: Period) -> int:
         text(f"ALTER TABLE {parent} ATTACH PARTITION {new} FOR VALUES FROM (:lo) TO (:hi)"),
         _bounds(info, period),
     )
-    conn.execute(text(f"ALTER TABLE {new} DROP CONSTRAINT {_quote(conn, BOUNDS_CHECK)}"))
+    conn.execute(text(f"ALTER TABLE {new} DROP CONSTRAINT {quote_ident(conn, BOUNDS_CHECK)}"))
     triggers.match_template(conn, info, period)
     return moved
 
@@ -227,10 +230,6 @@ def _bounds(info: PartitionedTable, period: Period) -> dict[str, str]:
     return {"lo": info.bound_literal(period.start), "hi": info.bound_literal(period.end)}
 
 
-def _quote(conn: Connection, name: str) -> str:
-    return str(conn.dialect.identifier_preparer.quote(name))
-
-
 @contextmanager
 def _user_triggers_disabled(conn: Connection, schema: str, table: str) -> Iterator[None]:
     """Disable the enabled user triggers of ``table`` around a move of its rows, then restore.
@@ -252,7 +251,7 @@ def _user_triggers_disabled(conn: Connection, schema: str, table: str) -> Iterat
         ).scalars()
     )
     for name in names:
-        conn.execute(text(f"ALTER TABLE {target} DISABLE TRIGGER {_quote(conn, name)}"))
+        conn.execute(text(f"ALTER TABLE {target} DISABLE TRIGGER {quote_ident(conn, name)}"))
     yield
     for name in names:
-        conn.execute(text(f"ALTER TABLE {target} ENABLE TRIGGER {_quote(conn, name)}"))
+        conn.execute(text(f"ALTER TABLE {target} ENABLE TRIGGER {quote_ident(conn, name)}"))

@@ -19,12 +19,9 @@ from pglast.stream import RawStream
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from scripts.db.sqltext import literal_text
-from scripts.partitions.catalog import PartitionedTable, quote_name
+from scripts.db.sqltext import TRIGGER_ENABLED_CLAUSE, literal_text
+from scripts.partitions.catalog import PartitionedTable, quote_ident, quote_name
 from scripts.partitions.period_math import Period
-
-# pg_trigger.tgenabled -> the ALTER TABLE clause that sets it
-ENABLE_CLAUSE = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
 
 
 def template_partition(info: PartitionedTable, period: Period) -> str | None:
@@ -50,6 +47,10 @@ def match_template(conn: Connection, info: PartitionedTable, period: Period) -> 
     source = quote_name(conn, info.schema, template)
     new = quote_name(conn, info.schema, period.name)
     names = {"source": source, "new": new}
+
+    def set_enabled(trigger: str, enabled: str) -> str:
+        return f"ALTER TABLE {new} {TRIGGER_ENABLED_CLAUSE[enabled]} TRIGGER {quote_ident(conn, trigger)}"
+
     statements: list[str] = []
     own = conn.execute(
         text(
@@ -63,7 +64,7 @@ def match_template(conn: Connection, info: PartitionedTable, period: Period) -> 
     for name, definition, enabled in own:
         statements.append(_on_table(definition, info.schema, period.name))
         if enabled != "O":
-            statements.append(f"ALTER TABLE {new} {ENABLE_CLAUSE[enabled]} TRIGGER {_quote(conn, name)}")
+            statements.append(set_enabled(name, enabled))
     # clones of the same parent trigger whose enabled state differs from the template's
     cloned = conn.execute(
         text(
@@ -75,7 +76,7 @@ def match_template(conn: Connection, info: PartitionedTable, period: Period) -> 
         names,
     ).all()
     for name, enabled in cloned:
-        statements.append(f"ALTER TABLE {new} {ENABLE_CLAUSE[enabled]} TRIGGER {_quote(conn, name)}")
+        statements.append(set_enabled(name, enabled))
     for statement in statements:
         conn.execute(literal_text(statement))
     return statements
@@ -89,7 +90,3 @@ def _on_table(definition: str, schema: str, table: str) -> str:
     assert isinstance(statement, ast.CreateTrigStmt)
     statement.relation = ast.RangeVar(schemaname=schema, relname=table, inh=True, relpersistence="p")
     return str(RawStream()(statement))
-
-
-def _quote(conn: Connection, name: str) -> str:
-    return str(conn.dialect.identifier_preparer.quote(name))

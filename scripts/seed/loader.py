@@ -87,8 +87,6 @@ TRIGGERS_OF_ATTEMPTS = """
       AND t.tgrelid IN (SELECT relid FROM pg_partition_tree('attempts'))
     ORDER BY c.relispartition, 1, 2, 3
 """
-# pg_trigger.tgenabled -> the ALTER TABLE action that sets it (ALTER TABLE, "ENABLE TRIGGER").
-TRIGGER_STATE = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
 Trigger = tuple[str, str, str, str]  # schema, table, trigger, tgenabled
 # Where the seed window's attempts went (the shape report), all partitions of attempts.
 PARTITION_COUNTS = """
@@ -436,12 +434,14 @@ def _restore_checks(
     """Re-add the foreign keys (validating every row) and the triggers' states, after their rule's check."""
     from psycopg2 import sql
 
+    from scripts.db.sqltext import TRIGGER_ENABLED_CLAUSE
+
     cur.execute(ACTIVE_ITEM_CHECK, {"lo": lo, "hi": hi})
     bad = cur.fetchone()
     if bad:
         raise SeedFailed(f"an attempt refers to item {bad[0]}, which is not active (status: {bad[1]})")
     for schema, table, trigger, enabled in triggers:  # the parent first (see ACTIVE_ITEM_TRIGGERS)
-        _set_trigger(cur, schema, table, trigger, TRIGGER_STATE[enabled])
+        _set_trigger(cur, schema, table, trigger, TRIGGER_ENABLED_CLAUSE[enabled])
     for table, name, definition in foreign_keys:
         # The definition is the server's own rendering (pg_get_constraintdef), not our text.
         cur.execute(
