@@ -142,16 +142,59 @@ def test_skill_mastery_counts_match_the_attempts(db_url):
 
 def test_bulk_load_leaves_triggers_keys_and_indexes_as_the_migrations_made_them(db_url):
     catalog = (
-        "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.convalidated"
-        " FROM pg_constraint c WHERE c.contype = 'f' UNION ALL"
-        " SELECT t.tgrelid::regclass::text, t.tgname, t.tgenabled::text, true"
+        "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.convalidated::text,"
+        "       obj_description(c.oid, 'pg_constraint'), c.conparentid <> 0"
+        " FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'"
+        " UNION ALL"
+        " SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text,"
+        "        obj_description(t.oid, 'pg_trigger'), t.tgparentid <> 0"
         " FROM pg_trigger t WHERE NOT t.tgisinternal UNION ALL"
-        " SELECT tablename, indexname, indexdef, true FROM pg_indexes WHERE schemaname = 'public'"
-        " ORDER BY 1, 2"
+        " SELECT tablename, indexname, indexdef, '', obj_description(indexname::regclass, 'pg_class'), false"
+        " FROM pg_indexes WHERE schemaname = 'public'"
+        " ORDER BY 1, 2, 3"
+    )
+    # What a grown project carries that a rebuild could lose: comments on what bulk mode drops,
+    # and partition indexes named otherwise than the server would name a rebuilt index's copies.
+    query(
+        db_url,
+        "COMMENT ON TRIGGER trg_attempts_require_active_item ON attempts IS 'row check';"
+        " COMMENT ON TRIGGER trg_attempts_require_active_items ON attempts_2025 IS 'partition check';"
+        " COMMENT ON CONSTRAINT pk_attempts ON attempts IS 'uuid7 and time';"
+        " COMMENT ON CONSTRAINT fk_attempts_item_id_items ON attempts IS 'items stay';"
+        " COMMENT ON INDEX ix_attempts_item_id_attempted_at IS 'item statistics';"
+        " ALTER INDEX attempts_2025_item_id_attempted_at_idx RENAME TO ix_attempts_2025_item_time;"
+        " ALTER INDEX attempts_2026_pkey RENAME TO pk_attempts_2026;"
+        " SELECT 1",
     )
     before = query(db_url, catalog)
     seed.seed(db_url, SMALL)
     assert query(db_url, catalog) == before
+
+
+def test_bulk_mode_leaves_attempts_nothing_that_makes_copy_insert_row_by_row(db_url):
+    """COPY into a partitioned table inserts row by row, not in batches, while the parent has a
+    statement trigger with a transition table or a partition has a BEFORE INSERT row trigger,
+    disabled or not (copyfrom.c); bulk mode must take both off, not only disable them."""
+    from scripts.seed import bulk
+
+    batch_breakers = (
+        "SELECT t.tgrelid::regclass::text, t.tgname FROM pg_trigger t"
+        " WHERE t.tgrelid IN (SELECT relid FROM pg_partition_tree('attempts'))"
+        "   AND ((t.tgtype & 7) = 7 OR (t.tgnewtable IS NOT NULL AND t.tgrelid = 'attempts'::regclass))"
+    )  # tgtype bits: 1 row, 2 before, 4 insert
+    assert query(db_url, batch_breakers)  # the migrations put them there
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            with raw.cursor() as cur:
+                bulk.suspend(cur)
+                cur.execute(batch_breakers)
+                assert cur.fetchall() == []
+            raw.rollback()
+    finally:
+        engine.dispose()
 
 
 def test_every_attempt_is_on_an_active_item_in_the_learners_session(db_url):

@@ -6,20 +6,13 @@ DEFAULT_MAX_EXISTING_LEARNERS) unless forced, and when it holds seed data alread
 ``replace`` (TRUNCATE of SEED_TABLES and of every table that references them, in the same
 transaction: ``scripts.seed.referencing``).
 
-Bulk mode (the default; ``row_checks=False``) follows PostgreSQL's "Populating a Database"
-(docs, section 14.4): per-row checks cost more than the load itself (a million attempts:
-~6 s in the plpgsql active-item trigger, ~8 s in foreign-key triggers, against ~4 s for COPY),
-so inside the seed's transaction the foreign keys of BULK_FOREIGN_KEY_TABLES are dropped and
-re-added after the load — re-adding validates every row in one pass — and the active-item
-trigger is disabled and replaced by ACTIVE_ITEM_CHECK, the same rule as one set-based query;
-the plain indexes of tables that were empty are rebuilt after the load instead of being
-updated row by row (section 14.4.3). For a million attempts the load of pre-made rows
-takes 11.4 s this way on a 2-core machine (benchmarks/bench_seed.py, 2026-12-02; the same
-code took 4.0 s on the faster machine of 2026-11-25), several times that with every check
-and index firing per row.
-Nothing is ever visible half-done: the DDL is transactional and its ACCESS EXCLUSIVE lock
-keeps every other session out until commit, when the constraints and trigger are back.
-It needs ownership of the tables; ``row_checks=True`` loads with every check firing per row.
+Bulk mode (the default; ``row_checks=False``, ``scripts.seed.bulk``) follows PostgreSQL's
+"Populating a Database" (docs, section 14.4): per-row checks cost more than the load itself (a
+million attempts: ~6 s in the plpgsql active-item trigger, ~8 s in foreign-key triggers,
+against ~4 s for COPY), so the foreign keys, the active-item triggers and the indexes of empty
+tables are taken off inside the seed's transaction and put back after the COPY, the triggers'
+rule checked by one set-based query. It needs ownership of the tables; ``row_checks=True``
+loads with every check firing per row.
 """
 
 from __future__ import annotations
@@ -27,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -64,41 +56,17 @@ SEED_LOCK_KEY = int.from_bytes(hashlib.sha256(b"alp-db:seed").digest()[:8], "big
 ENVIRONMENT_SETTING = "alp_db.environment"
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 
-# Bulk mode (see the module docstring): foreign keys dropped and re-added around the load.
-BULK_FOREIGN_KEY_TABLES = ("attempts", "skill_mastery")
-# ...and, when one of these tables is empty before the load, its plain (non-unique, not
-# constraint-backed) indexes are dropped and rebuilt from their own definitions after it:
-# "creating an index on pre-existing data is quicker than updating it incrementally as each
-# row is loaded" (docs 14.4.3). Unique and primary-key indexes stay, enforcing as rows arrive.
-BULK_INDEX_TABLES = ("attempts", "skill_mastery", "learning_sessions")
-ON_ONLY = re.compile(r"^(CREATE (?:UNIQUE )?INDEX \S+ ON )ONLY ")
-# Memory for those rebuilds, this transaction only (docs 14.4.4).
-BULK_MAINTENANCE_WORK_MEM = "256MB"
-# The triggers bulk mode disables on attempts and its partitions, and the set-based query that
-# checks the same rule after the load: attempts only on active items. Per row since revision
-# 0003; revision 0005 adds a per-statement one and disables the row clones on the partitions
-# it finds. Each is put back exactly as found, relation by relation: ENABLE on the parent
-# recurses to the partitions' clones, so the partitions are restored after it.
-ACTIVE_ITEM_TRIGGERS = ("trg_attempts_require_active_item", "trg_attempts_require_active_items")
-TRIGGERS_OF_ATTEMPTS = """
-    SELECT n.nspname, c.relname, t.tgname, t.tgenabled
-    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE NOT t.tgisinternal AND t.tgname = ANY (%s)
-      AND t.tgrelid IN (SELECT relid FROM pg_partition_tree('attempts'))
-    ORDER BY c.relispartition, 1, 2, 3
+# Where this seed's attempts went (the shape report): the rows this transaction inserted into
+# each partition, from the server's own counters (pg_stat_xact_user_tables, free); counted
+# with PARTITION_COUNTS instead when they do not add up (track_counts off).
+PARTITION_INSERTS = """
+    SELECT s.relid::regclass::text, s.n_tup_ins FROM pg_stat_xact_user_tables s
+    WHERE s.relid IN (SELECT relid FROM pg_partition_tree('attempts') WHERE isleaf) AND s.n_tup_ins > 0
+    ORDER BY 1
 """
-Trigger = tuple[str, str, str, str]  # schema, table, trigger, tgenabled
-# Where the seed window's attempts went (the shape report), all partitions of attempts.
 PARTITION_COUNTS = """
     SELECT tableoid::regclass::text, count(*) FROM attempts
     WHERE attempted_at >= %(lo)s AND attempted_at < %(hi)s GROUP BY 1 ORDER BY 1
-"""
-ACTIVE_ITEM_CHECK = """
-    SELECT a.item_id::text, coalesce(i.status::text, 'missing')
-    FROM attempts a LEFT JOIN items i ON i.id = a.item_id
-    WHERE a.attempted_at >= %(lo)s AND a.attempted_at < %(hi)s
-      AND i.status IS DISTINCT FROM 'active'
-    LIMIT 1
 """
 
 
@@ -250,6 +218,8 @@ def _load(
     import psycopg2
     from psycopg2 import sql
 
+    from scripts.seed import bulk
+
     database = url.database or ""
     rows: dict[str, int] = dict.fromkeys(SEED_TABLES, 0)
     lo, hi = SEED_WINDOW
@@ -263,8 +233,7 @@ def _load(
             )
             cleared = truncate_owned(cur, SEED_TABLES, force=force) if replace else []
             default_before = _default_partition_rows(cur, lo, hi)
-            foreign_keys, triggers = ([], []) if row_checks else _suspend_checks(cur)
-            indexes = [] if row_checks else _suspend_indexes(cur)
+            suspended = None if row_checks else bulk.suspend(cur)
             for name, columns, count, data in streams:
                 if name not in rows:
                     raise SeedFailed(f"cannot seed table {name!r}: not one of {', '.join(SEED_TABLES)}")
@@ -275,18 +244,16 @@ def _load(
                 rows[name] += count
                 if progress:
                     progress(name, count)
-            if not row_checks:
+            if suspended is not None:
                 if progress:
                     progress(FINISHING, 0)
-                _restore_indexes(cur, indexes)
-                _restore_checks(cur, foreign_keys, triggers, lo, hi)
+                bulk.restore(cur, suspended, lo, hi)
             if _default_partition_rows(cur, lo, hi) != default_before:
                 raise SeedFailed(
                     f"seed attempts fell into the default partition: no partition covers {lo:%Y}-{hi:%Y}",
                     "create the yearly partitions first: alp-db partitions ensure",
                 )
-            cur.execute(PARTITION_COUNTS, {"lo": lo, "hi": hi})
-            partitions = {name: int(n) for name, n in cur.fetchall()}
+            partitions = _attempts_per_partition(cur, rows["attempts"], lo, hi)
         raw.commit()
     except psycopg2.Error as exc:
         lost = bool(raw.closed)  # psycopg2 marks the connection closed when the server is gone
@@ -352,99 +319,12 @@ def _default_partition_rows(cur: Any, lo: dt.datetime, hi: dt.datetime) -> int:
     return int(cur.fetchone()[0])
 
 
-def _suspend_checks(cur: Any) -> tuple[list[tuple[str, str, str]], list[Trigger]]:
-    """Drop the bulk tables' foreign keys and disable the active-item triggers; return both."""
-    from psycopg2 import sql
-
-    cur.execute(
-        "SELECT r.relname, c.conname, pg_get_constraintdef(c.oid)"
-        " FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid"
-        " WHERE c.contype = 'f' AND c.conparentid = 0"
-        " AND c.conrelid = ANY (%s::regclass[]) ORDER BY 1, 2",
-        (list(BULK_FOREIGN_KEY_TABLES),),
-    )
-    foreign_keys = [(t, n, d) for t, n, d in cur.fetchall()]
-    for table, name, _ in foreign_keys:
-        cur.execute(
-            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name))
-        )
-    cur.execute(TRIGGERS_OF_ATTEMPTS, (list(ACTIVE_ITEM_TRIGGERS),))
-    triggers: list[Trigger] = [tuple(row) for row in cur.fetchall()]
-    for schema, table, trigger, enabled in triggers:
-        if enabled != "D":
-            _set_trigger(cur, schema, table, trigger, "DISABLE")
-    return foreign_keys, triggers
-
-
-def _set_trigger(cur: Any, schema: str, table: str, trigger: str, action: str) -> None:
-    from psycopg2 import sql
-
-    cur.execute(
-        sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
-            sql.Identifier(schema, table), sql.SQL(action), sql.Identifier(trigger)
-        )
-    )
-
-
-def _suspend_indexes(cur: Any) -> list[str]:
-    """Drop the plain indexes of the empty BULK_INDEX_TABLES; return their definitions."""
-    from psycopg2 import sql
-
-    empty = []
-    for table in BULK_INDEX_TABLES:
-        cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
-        if cur.fetchone()[0]:
-            empty.append(table)
-    if not empty:
-        return []
-    # Indexes of the top-level tables only: a partitioned index takes its partitions' copies with it.
-    cur.execute(
-        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
-        " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
-        " WHERE t.relname = ANY (%s) AND NOT t.relispartition AND NOT x.indisunique"
-        " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
-        " ORDER BY i.relname",
-        (empty,),
-    )
-    found = cur.fetchall()
-    for name, _ in found:
-        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-    return [definition for _, definition in found]
-
-
-def _restore_indexes(cur: Any, definitions: list[str]) -> None:
-    """Rebuild the dropped indexes from the server's own CREATE INDEX text (pg_get_indexdef)."""
-    from psycopg2 import sql
-
-    if definitions:
-        cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_MAINTENANCE_WORK_MEM,))
-    for definition in definitions:
-        # A partitioned index is rendered "ON ONLY parent" (as pg_dump attaches partitions'
-        # indexes one by one); without ONLY, CREATE INDEX builds every partition's copy too.
-        cur.execute(sql.SQL(ON_ONLY.sub(r"\1", definition, count=1)))
-
-
-def _restore_checks(
-    cur: Any,
-    foreign_keys: list[tuple[str, str, str]],
-    triggers: list[Trigger],
-    lo: dt.datetime,
-    hi: dt.datetime,
-) -> None:
-    """Re-add the foreign keys (validating every row) and the triggers' states, after their rule's check."""
-    from psycopg2 import sql
-
-    from scripts.db.sqltext import TRIGGER_ENABLED_CLAUSE
-
-    cur.execute(ACTIVE_ITEM_CHECK, {"lo": lo, "hi": hi})
-    bad = cur.fetchone()
-    if bad:
-        raise SeedFailed(f"an attempt refers to item {bad[0]}, which is not active (status: {bad[1]})")
-    for schema, table, trigger, enabled in triggers:  # the parent first (see ACTIVE_ITEM_TRIGGERS)
-        _set_trigger(cur, schema, table, trigger, TRIGGER_ENABLED_CLAUSE[enabled])
-    for table, name, definition in foreign_keys:
-        # The definition is the server's own rendering (pg_get_constraintdef), not our text.
-        cur.execute(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(sql.Identifier(table), sql.Identifier(name))
-            + sql.SQL(definition)
-        )
+def _attempts_per_partition(cur: Any, loaded: int, lo: dt.datetime, hi: dt.datetime) -> dict[str, int]:
+    """This seed's attempts per partition: the server's counters when they account for every
+    row loaded, else a count of the window's rows."""
+    cur.execute(PARTITION_INSERTS)
+    counted = {name: int(n) for name, n in cur.fetchall()}
+    if sum(counted.values()) == loaded:
+        return counted
+    cur.execute(PARTITION_COUNTS, {"lo": lo, "hi": hi})
+    return {name: int(n) for name, n in cur.fetchall()}
