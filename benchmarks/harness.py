@@ -52,23 +52,24 @@ class Paired:
         }
 
 
-def paired(ours: list[float], baseline: list[float], *, confidence: float = 0.95) -> Paired:
+def median_interval(values: list[float], *, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The sign-test confidence interval for the median of ``values``: (low, high, coverage)."""
     from math import comb
 
-    ratios = sorted(a / b for a, b in zip(ours, baseline, strict=True))
-    n = len(ratios)
+    ordered = sorted(values)
+    n = len(ordered)
     below = [sum(comb(n, i) for i in range(j + 1)) / 2**n for j in range(n)]  # P(B <= j), B~Bin(n, 1/2)
     k = 1
     while k + 1 <= n // 2 and 1 - 2 * below[k] >= confidence:
         k += 1
     covered = 1 - 2 * below[k - 1] if k >= 1 else 0.0
-    return Paired(
-        [a / b for a, b in zip(ours, baseline, strict=True)],
-        statistics.median(ratios),
-        ratios[k - 1],
-        ratios[n - k],
-        covered,
-    )
+    return ordered[k - 1], ordered[n - k], covered
+
+
+def paired(ours: list[float], baseline: list[float], *, confidence: float = 0.95) -> Paired:
+    ratios = [a / b for a, b in zip(ours, baseline, strict=True)]
+    low, high, covered = median_interval(ratios, confidence=confidence)
+    return Paired(ratios, statistics.median(ratios), low, high, covered)
 
 
 @dataclass
