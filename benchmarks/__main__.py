@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick]``: every benchmark beside its baseline, one table, one JSON file.
 
 Starts its own throwaway PostgreSQL (embedded 18, or ALP_DB_PG_BINDIR), runs each benchmark
-module's ``run(ctx)``, prints the table and writes benchmarks/results/latest.json.
+module's ``run(ctx)``, prints the table and writes benchmarks/results/latest.json
+(``--quick``: latest-quick.json, so a quick run never replaces the full one).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ MODULES = [
     "bench_seed",
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+# --quick writes beside the full run's results, never over them: the README's table is a full run.
+QUICK_RESULTS = RESULTS.with_name("latest-quick.json")
 SERVER_SETTINGS = {"max_connections": "120", "shared_buffers": "256MB", "max_wal_size": "4GB"}
 
 
@@ -92,7 +95,8 @@ def write(results: list[BenchResult], server_version: str, quick: bool, *, parti
     import alembic
     import sqlalchemy
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    path = QUICK_RESULTS if quick else RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": quick,
@@ -109,9 +113,9 @@ def write(results: list[BenchResult], server_version: str, quick: bool, *, parti
         },
         "benchmarks": [r.as_json() for r in results],
     }
-    if partial and RESULTS.exists():
+    if partial and path.exists():
         # the other rows keep their run's date and settings; the new ones are listed as partial
-        previous = json.loads(RESULTS.read_text())
+        previous = json.loads(path.read_text())
         fresh = {r.name for r in results}
         kept = [b for b in previous["benchmarks"] if b["name"] not in fresh]
         data = {
@@ -119,7 +123,7 @@ def write(results: list[BenchResult], server_version: str, quick: bool, *, parti
             "benchmarks": kept + data["benchmarks"],
             "partial": sorted(fresh | set(previous.get("partial", []))),
         }
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

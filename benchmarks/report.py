@@ -49,4 +49,7 @@ def markdown(data: dict) -> str:  # type: ignore[type-arg]
 
 
 if __name__ == "__main__":
-    print(markdown(json.loads(RESULTS.read_text())))
+    import sys
+
+    # python -m benchmarks.report [results.json]: latest.json by default
+    print(markdown(json.loads((Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS).read_text())))
