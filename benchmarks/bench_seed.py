@@ -25,7 +25,11 @@ from scripts.migrations import api as migrations
 from scripts.seed import activity, copy_binary
 
 TARGET_SECONDS = 10.0
-FULL_ATTEMPTS, QUICK_ATTEMPTS = 1_000_000, 100_000
+FULL_ATTEMPTS = 1_000_000
+# --quick keeps the full size: at 100,000 attempts the fixed costs (the guard, the DDL of bulk
+# mode, building the catalogue) weigh ten times as much against a budget scaled down tenfold,
+# and the target failed there (1.52 s against 1 s, 2026-12-02) while the full run held it.
+QUICK_ATTEMPTS = FULL_ATTEMPTS
 
 
 class Databases:

@@ -171,6 +171,25 @@ def test_bulk_load_leaves_triggers_keys_and_indexes_as_the_migrations_made_them(
     assert query(db_url, catalog) == before
 
 
+def test_bulk_mode_keeps_what_it_could_not_put_back_and_still_loads(db_url):
+    """A primary key a view depends on (GROUP BY the key: functional dependency) cannot be
+    dropped, and an index's CLUSTER mark is not in pg_get_indexdef: both stay as they are."""
+    query(
+        db_url,
+        "CREATE VIEW attempt_owner AS"
+        " SELECT id, attempted_at, user_id FROM attempts GROUP BY id, attempted_at;"
+        " ALTER TABLE learning_sessions CLUSTER ON ix_learning_sessions_user_id_started_at;"
+        " SELECT 1",
+    )
+    result = seed.seed(db_url, SMALL)
+    assert result.rows["attempts"] == SMALL.attempts
+    assert query(db_url, "SELECT count(*) FROM attempt_owner") == [(SMALL.attempts,)]
+    assert query(
+        db_url,
+        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indisclustered",
+    ) == [("ix_learning_sessions_user_id_started_at",)]
+
+
 def test_bulk_mode_leaves_attempts_nothing_that_makes_copy_insert_row_by_row(db_url):
     """COPY into a partitioned table inserts row by row, not in batches, while the parent has a
     statement trigger with a transition table or a partition has a BEFORE INSERT row trigger,

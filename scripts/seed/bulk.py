@@ -45,17 +45,25 @@ FOREIGN_KEYS = """
 """
 # The indexes of the empty tables, top-level ones only (a partitioned index takes its
 # partitions' copies with it): plain ones, and primary key and unique constraints, except one
-# a foreign key still refers to or that is the replica identity. Constraints first, so that
-# they are re-added before the plain indexes are rebuilt (the foreign keys come last).
+# a foreign key still refers to, one that is the replica identity, and one another object
+# depends on (a view grouping by the primary key: "functional dependency", SELECT's GROUP BY).
+# An index marked for CLUSTER or in a tablespace of its own stays too: pg_get_indexdef renders
+# neither. Whatever stays is kept up to date row by row, correct and slower. Constraints come
+# first, so that they are re-added before the plain indexes are rebuilt (the foreign keys last).
 INDEXES = """
     SELECT i.oid::regclass::text, pg_get_indexdef(i.oid), obj_description(i.oid, 'pg_class'),
            t.relname, c.conname, pg_get_constraintdef(c.oid), obj_description(c.oid, 'pg_constraint')
     FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
     LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
     WHERE t.oid = ANY (%s::regclass[]) AND NOT t.relispartition
+      AND NOT x.indisclustered AND i.reltablespace = 0
       AND (c.oid IS NULL AND NOT x.indisunique
-           OR c.contype IN ('p', 'u') AND NOT x.indisreplident AND NOT EXISTS (
-               SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = x.indexrelid))
+           OR c.contype IN ('p', 'u') AND NOT x.indisreplident
+              AND NOT EXISTS (
+                  SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = x.indexrelid)
+              AND NOT EXISTS (
+                  SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_constraint'::regclass
+                  AND d.refobjid = c.oid AND d.deptype = 'n'))
     ORDER BY c.oid IS NULL, 1
 """
 # Every partition's copy of those indexes, keyed by (its table, the top-level index): a rebuilt
