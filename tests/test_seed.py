@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -36,25 +39,33 @@ def query(url: URL, statement: str, **params: object) -> list[tuple]:
         engine.dispose()
 
 
-def checksums(url: URL) -> dict[str, str]:
-    """md5 over each seeded table's rows, in a stable order."""
+@contextlib.contextmanager
+def raw_cursor(url: URL) -> Iterator[Any]:
+    """A psycopg2 cursor on a connection of its own, rolled back at the end."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None
             with raw.cursor() as cur:
-                out = {}
-                for table in seed.SEED_TABLES:
-                    cur.execute(
-                        sql.SQL("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {} t").format(
-                            sql.Identifier(table)
-                        )
-                    )
-                    out[table] = cur.fetchone()[0]
-                return out
+                yield cur
+            raw.rollback()
     finally:
         engine.dispose()
+
+
+def checksums(url: URL) -> dict[str, str]:
+    """md5 over each seeded table's rows, in a stable order."""
+    out = {}
+    with raw_cursor(url) as cur:
+        for table in seed.SEED_TABLES:
+            cur.execute(
+                sql.SQL("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {} t").format(
+                    sql.Identifier(table)
+                )
+            )
+            out[table] = cur.fetchone()[0]
+    return out
 
 
 def test_same_seed_gives_identical_rows_in_two_databases(db_url, other_db_url):
@@ -202,18 +213,10 @@ def test_bulk_mode_leaves_attempts_nothing_that_makes_copy_insert_row_by_row(db_
         "   AND ((t.tgtype & 7) = 7 OR (t.tgnewtable IS NOT NULL AND t.tgrelid = 'attempts'::regclass))"
     )  # tgtype bits: 1 row, 2 before, 4 insert
     assert query(db_url, batch_breakers)  # the migrations put them there
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            with raw.cursor() as cur:
-                bulk.suspend(cur)
-                cur.execute(batch_breakers)
-                assert cur.fetchall() == []
-            raw.rollback()
-    finally:
-        engine.dispose()
+    with raw_cursor(db_url) as cur:
+        bulk.suspend(cur)
+        cur.execute(batch_breakers)
+        assert cur.fetchall() == []
 
 
 def test_every_attempt_is_on_an_active_item_in_the_learners_session(db_url):
