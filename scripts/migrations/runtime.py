@@ -331,7 +331,7 @@ def describe_failure(
         tables = tables_in_statement(exc.statement or "")
         if conn is not None:
             tables = held_by_others(conn, tables) or tables
-        named = ", ".join(tables) if tables else "a table"
+        named = ", ".join(map(str, tables)) if tables else "a table"
         if retries is not None and retries.attempt > 1:
             return LockTimeout(
                 f"lock timeout: {retries.attempt} attempts over the"
