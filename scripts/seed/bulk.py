@@ -24,7 +24,6 @@ DDL is transactional and its ACCESS EXCLUSIVE locks keep every other session out
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,9 +74,6 @@ PARTITION_INDEXES = """
     JOIN pg_class t ON t.oid = x.indrelid
     WHERE p.level > 0
 """
-# A partitioned index is rendered "ON ONLY parent" (as pg_dump attaches partitions' indexes one
-# by one); without ONLY, CREATE INDEX builds every partition's copy too.
-ON_ONLY = re.compile(r"^(CREATE (?:UNIQUE )?INDEX \S+ ON )ONLY ")
 
 # The rule's triggers: per row since revision 0003; 0005 adds a per-statement one (on the
 # parent and on each partition) and disables the row clones on the partitions.
@@ -174,7 +170,7 @@ def restore(cur: Any, taken: Suspended, lo: dt.datetime, hi: dt.datetime) -> Non
     for constraint in taken.constraints:
         _add_constraint(cur, constraint)
     for index in taken.indexes:
-        cur.execute(sql.SQL(ON_ONLY.sub(r"\1", index.definition, count=1)))
+        cur.execute(sql.SQL(_with_partitions(index.definition)))
         _comment(cur, sql.SQL("INDEX {}").format(sql.SQL(index.name)), index.comment)
     _rename_partition_indexes(cur, taken.partition_index_names)
 
@@ -217,6 +213,23 @@ def _suspend_indexes(cur: Any, taken: Suspended) -> None:
             constraint = Constraint(table, conname, condef, concomment)
             taken.constraints.append(constraint)
             _drop_constraint(cur, constraint)
+
+
+def _with_partitions(definition: str) -> str:
+    """pg_get_indexdef renders a partitioned index "ON ONLY parent" (pg_dump attaches the
+    partitions' indexes one by one); without ONLY, CREATE INDEX builds every partition's copy
+    too. The parsed statement's relation is edited, not the text."""
+    import pglast
+    from pglast import ast
+    from pglast.stream import RawStream
+
+    (raw,) = pglast.parse_sql(definition)
+    statement = raw.stmt
+    assert isinstance(statement, ast.IndexStmt) and statement.relation is not None
+    if statement.relation.inh:
+        return definition
+    statement.relation.inh = True
+    return str(RawStream()(statement))
 
 
 def _rename_partition_indexes(cur: Any, before: dict[tuple[str, str], str]) -> None:
