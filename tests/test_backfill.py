@@ -254,6 +254,19 @@ class RecordingReporter:
         pass
 
 
+def test_health_is_read_before_the_first_batch_then_at_most_once_an_interval(engine):
+    from scripts.backfill.health import HealthLimits
+    from scripts.backfill.throttle import Throttle
+
+    with engine.connect() as conn:
+        oid = int(conn.scalar(text("SELECT 'items'::regclass::oid")))
+        every = Throttle(conn, "n", "items", oid, HealthLimits(check_interval_s=0), RecordingReporter())
+        rarely = Throttle(conn, "n", "items", oid, HealthLimits(check_interval_s=3600), RecordingReporter())
+        for _ in range(3):
+            assert every.wait(None) and rarely.wait(None)
+    assert (every.reads, rarely.reads) == (3, 1)
+
+
 def test_row_locked_by_another_transaction_makes_the_batch_retry_not_fail(db_url, engine, row_locker):
     before = seed_items(engine)
     blocker = row_locker(matching_item_at(engine, 10)[0])

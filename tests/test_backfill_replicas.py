@@ -55,6 +55,7 @@ def test_backfill_pauses_while_the_standby_lags_and_finishes_once_it_catches_up(
         max_replay_lag_s=3600,  # while replay is paused, replay_lag keeps its last value
         pause_on_autovacuum="never",
         poll_s=0.05,
+        check_interval_s=0,  # before every batch: the whole table may take less than a second
     )
     options = backfill.BatchOptions(batch_size=500, health=limits)
     outcome: dict[str, object] = {}

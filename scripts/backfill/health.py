@@ -1,4 +1,4 @@
-"""The database's health signals a data migration checks before each batch, and the limits.
+"""The database's health signals a data migration checks between batches, and the limits.
 
 A backfill writes WAL as fast as it can; a hot standby replaying it more slowly falls behind
 (its readers see stale data, and a replication slot keeps the primary's WAL on disk until the
@@ -32,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from scripts.backfill.defaults import (
+    DEFAULT_HEALTH_CHECK_INTERVAL_S,
     DEFAULT_MAX_REPLAY_LAG_BYTES,
     DEFAULT_MAX_REPLAY_LAG_S,
     DEFAULT_MAX_SLOT_WAL_BYTES,
@@ -86,6 +87,9 @@ class HealthLimits:
     max_slot_wal_bytes: int = DEFAULT_MAX_SLOT_WAL_BYTES
     pause_on_autovacuum: str = "wraparound"  # one of AUTOVACUUM_MODES
     poll_s: float = DEFAULT_PAUSE_POLL_S
+    # Read the signals before a batch only when this long has passed since the last read (0:
+    # before every batch); while paused they are read every poll_s.
+    check_interval_s: float = DEFAULT_HEALTH_CHECK_INTERVAL_S
 
     def __post_init__(self) -> None:
         if self.pause_on_autovacuum not in AUTOVACUUM_MODES:
@@ -94,7 +98,13 @@ class HealthLimits:
                 f" {', '.join(AUTOVACUUM_MODES)}",
                 "use wraparound (the default), any or never",
             )
-        for name in ("max_replay_lag_s", "max_replay_lag_bytes", "max_slot_wal_bytes", "poll_s"):
+        for name in (
+            "max_replay_lag_s",
+            "max_replay_lag_bytes",
+            "max_slot_wal_bytes",
+            "poll_s",
+            "check_interval_s",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(
                     f"{name.replace('_', ' ')} {getattr(self, name)} is negative", "use 0 or more"

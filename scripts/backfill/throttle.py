@@ -1,6 +1,8 @@
 """Pausing a running data migration while the database's health signals are over their limits.
 
-Before each batch the runner asks :meth:`Throttle.wait`; while a signal is over its limit
+Before each batch the runner asks :meth:`Throttle.wait`, which reads the signals when
+``check_interval_s`` has passed since it last did (always before the first batch); while a
+signal is over its limit
 (health.py) the run waits, re-reading the signals every ``poll_s``, with the reason in its
 checkpoint row (``data-migration status`` shows it) and a progress line when it pauses and
 when it goes on. The waits poll the server for a state it reports, so the run goes on as
@@ -30,13 +32,23 @@ class Throttle:
     reporter: Reporter
     pauses: int = 0
     paused_s: float = 0.0
+    reads: int = 0  # times the signals were read
+    _last_read: float | None = None  # monotonic
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if self._last_read is not None and now - self._last_read < self.limits.check_interval_s:
+            return False
+        self._last_read = now
+        return True
 
     def _why(self) -> str:
+        self.reads += 1
         return "; ".join(reasons(read_signals(self.conn, self.table_oid), self.limits, self.table))
 
     def wait(self, deadline: float | None) -> bool:
         """Return True once every signal is within its limit, False at ``deadline`` (monotonic)."""
-        if not self.limits.enabled:
+        if not self.limits.enabled or not self._due():
             return True
         why = self._why()
         if not why:

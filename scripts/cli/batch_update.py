@@ -110,6 +110,14 @@ MB = 1024**2
     metavar="SECONDS",
     help="While paused, look at the database's health this often.",
 )
+@click.option(
+    "--health-interval",
+    type=click.FloatRange(min=0),
+    default=defaults.DEFAULT_HEALTH_CHECK_INTERVAL_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="While healthy, look at the database's health at most this often (0: before every batch).",
+)
 @format_option
 @database_url_option
 @handle_errors
@@ -134,6 +142,7 @@ def batch_update(
     pause_on_autovacuum: str,
     no_health_checks: bool,
     pause_poll: float,
+    health_interval: float,
     fmt: str,
     database_url: str | None,
 ) -> None:
@@ -166,6 +175,7 @@ def batch_update(
             max_slot_wal_bytes=int(max_slot_wal_mb * MB),
             pause_on_autovacuum=pause_on_autovacuum,
             poll_s=pause_poll,
+            check_interval_s=health_interval,
         ),
     )
     result = backfill.batch_update(
