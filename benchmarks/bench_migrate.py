@@ -15,11 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, timed
+from benchmarks.harness import BenchContext, BenchResult, Stats, interleave, paired, timed
 from scripts.db.devdb import embedded_bindir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Judged like every ratio in the table: on the sign-test interval of the paired per-run ratios,
+# which needs nine pairs to leave out the most extreme one at each end (five: min to max). A
+# run takes about a second, and the ratio sits near its 1.15x line (1.10-1.18 in four runs on
+# 2026-12-02), so the verdict must not rest on the medians alone.
+MIGRATE_RUNS = 9
+TARGET_RATIO = 1.15
 
 
 def _bare_project(workdir: Path) -> Path:
@@ -98,7 +104,8 @@ def run(ctx: BenchContext) -> list[BenchResult]:
         ]
         return timed(lambda: _run(argv, REPO_ROOT, env))
 
-    ours_s, bare_s = interleave(ours, bare_alembic, runs=ctx.runs)
+    ours_s, bare_s = interleave(ours, bare_alembic, runs=max(ctx.runs, MIGRATE_RUNS))
+    spread = paired(ours_s, bare_s)
     floor_s, _ = interleave(psql_floor, lambda: 0.0, runs=ctx.runs)
     migrate_ratio = Stats.of(ours_s).median / Stats.of(bare_s).median
 
@@ -116,9 +123,9 @@ def run(ctx: BenchContext) -> list[BenchResult]:
             baseline=Stats.of(bare_s),
             baseline_name="alembic upgrade head, Alembic's generic env.py, same revisions",
             ratio=round(migrate_ratio, 3),
-            target="<= 1.15x bare Alembic",
-            holds=migrate_ratio <= 1.15,
-            extra={"floor_psql_1_f_s": Stats.of(floor_s).__dict__},
+            target=f"<= {TARGET_RATIO}x bare Alembic",
+            holds=spread.high <= TARGET_RATIO,
+            extra={"floor_psql_1_f_s": Stats.of(floor_s).__dict__, "paired_ratio": spread.as_json()},
         ),
         BenchResult(
             name="CLI start-up",

@@ -32,6 +32,9 @@ def make_engine(url: URL, *, session_settings: dict[str, str] | None = None, **k
         connect_args["options"] = " ".join(
             f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in session_settings.items()
         )
+    if url.get_dialect().driver == "psycopg2":
+        # no hstore here: skip the type lookup psycopg2's dialect sends on every first connect
+        kwargs.setdefault("use_native_hstore", False)
     return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
 
 

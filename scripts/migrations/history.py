@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -190,11 +191,14 @@ def table_exists(conn: Connection) -> bool:
 
 
 def ensure_table(conn: Connection) -> None:
-    """Create migration_history if missing (like alembic_version, it precedes revision 0001)."""
-    HISTORY_TABLE.create(conn, checkfirst=True)
+    """Create migration_history if missing (like alembic_version, it precedes revision 0001):
+    the same idempotent DDL as offline scripts, compiled once per process."""
+    for statement in create_statements():
+        conn.exec_driver_sql(statement)
 
 
-def create_statements() -> list[str]:
+@functools.cache
+def create_statements() -> tuple[str, ...]:
     """The idempotent DDL for offline scripts (``CREATE ... IF NOT EXISTS``)."""
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
@@ -205,7 +209,7 @@ def create_statements() -> list[str]:
         str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
         for index in sorted(HISTORY_TABLE.indexes, key=lambda ix: ix.name or "")
     ]
-    return [s.strip() for s in statements]
+    return tuple(s.strip() for s in statements)
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,21 @@ from scripts.errors import ReplicaLagging, StandbyDatabase
 POLL_S = 0.2
 
 
-def refuse_standby(conn: Connection, url: URL) -> None:
-    """Before anything is touched (pg_is_in_recovery: "System Administration Functions")."""
-    if conn.scalar(text("SELECT pg_is_in_recovery()")):
+def refuse_standby(conn: Connection, url: URL) -> bool:
+    """Before anything is touched (pg_is_in_recovery: "System Administration Functions").
+
+    Returns whether any standby streams from this primary now: without one, the run skips the
+    per-revision look at standbys (a lock query and two reads of pg_stat_replication each).
+    """
+    in_recovery, streaming = conn.execute(
+        text("SELECT pg_is_in_recovery(), EXISTS (SELECT FROM pg_stat_replication)")
+    ).one()
+    if in_recovery:
         raise StandbyDatabase(
             f"{redact(url)} is a standby (in recovery): it cannot be migrated",
             "point DATABASE_URL (or --database-url) at the primary",
         )
+    return bool(streaming)
 
 
 def took_access_exclusive(conn: Connection) -> bool:

@@ -144,13 +144,14 @@ def run_online(context: EnvironmentContext) -> None:
         if handed is None:
             stack.callback(engine.dispose)
         lock_conn: Connection | None = None
+        standbys = False  # any streaming from the primary when the run began
         history_ready = False  # else created in the first revision's transaction
         try:
             if command.changes_schema:
                 lock_conn = stack.enter_context(
                     connect(engine.execution_options(isolation_level="AUTOCOMMIT"))
                 )
-                replicas.refuse_standby(lock_conn, url)  # before anything is touched
+                standbys = replicas.refuse_standby(lock_conn, url)  # before anything is touched
                 sessions.require_schema(lock_conn, url)
                 stack.enter_context(
                     locking.advisory_lock(
@@ -176,7 +177,9 @@ def run_online(context: EnvironmentContext) -> None:
                 sessions.prepare_migration_session(conn)
         except DBAPIError as exc:
             raise describe_failure(exc, url, settings) from None
-        _migrate(context, conn, lock_conn, settings, command, handed_conn is not None, history_ready)
+        _migrate(
+            context, conn, lock_conn, settings, command, handed_conn is not None, history_ready, standbys
+        )
 
 
 def _migrate(
@@ -187,6 +190,7 @@ def _migrate(
     command: Command,
     shared: bool,
     history_ready: bool,
+    standbys: bool,
 ) -> None:
     options: dict[str, Any] = {}
     if command.compares_models:
@@ -214,7 +218,7 @@ def _migrate(
                     lock_conn, revision, wait_seconds=settings.wait_for_replicas, notice=notice
                 )
             )
-            if lock_conn is not None
+            if lock_conn is not None and standbys
             else None
         ),
     )
