@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 
@@ -48,6 +49,30 @@ def test_schema_is_clean_right_after_head(db_url):
     assert report.findings == [], render_text(report)
     assert not report.drift
     assert report.tables_checked == 7  # migration_history is the runtime's, not the models'
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_paused_while_comparing_and_left_as_found(db_url, monkeypatch, enabled):
+    # A full collection walks every object in the process (0.2 s with 1,000 models): the
+    # comparison allocates without making garbage, so it pauses the collector.
+    import scripts.schema_diff.validate as validate
+
+    seen: list[bool] = []
+    read_catalog = validate.read_catalog
+
+    def reading(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return read_catalog(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "read_catalog", reading)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        validate_schema(db_url, now=ON_HEAD_DAY)
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 DRIFT = {

@@ -18,6 +18,7 @@ from scripts.db.target import resolve_url, session
 from scripts.db.urls import redact
 from scripts.errors import AlpDbError, CannotCheck, ConfigError, PermissionDenied
 from scripts.findings import Finding, Severity
+from scripts.gc_pause import paused_gc
 from scripts.schema_diff.catalog import open_schema, read_catalog
 from scripts.schema_diff.compare import compare_enums, compare_tables
 from scripts.schema_diff.compare_owned import IGNORABLE, compare_owned
@@ -49,6 +50,7 @@ def check_ignore(ignore: Iterable[str]) -> frozenset[str]:
     return chosen
 
 
+@paused_gc()  # hundreds of thousands of live objects, no garbage: see scripts.gc_pause
 def validate_schema(
     url: URL | str | None = None,
     metadata: MetaData | None = None,
