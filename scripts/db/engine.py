@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from scripts import gc_pause
 from scripts.db.sqlstate import ADMIN_SHUTDOWN, CANNOT_CONNECT_NOW, CRASH_SHUTDOWN, sqlstate
 from scripts.db.urls import redact, scrub
 from scripts.errors import AlpDbError, DatabaseUnreachable, LoginRefused, PermissionDenied
@@ -25,6 +26,7 @@ def make_engine(url: URL, *, session_settings: dict[str, str] | None = None, **k
     ``session_settings`` (e.g. lock_timeout) are sent in the startup packet (libpq
     ``options``), so they cost no round trip and hold for the whole session.
     """
+    gc_pause.resume()  # a command's work starts here: its start-up pause (scripts.gc_pause) ends
     timeout = int(os.environ.get(ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S))
     connect_args: dict[str, object] = {"connect_timeout": timeout, "application_name": "alp-db"}
     if session_settings:
