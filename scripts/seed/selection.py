@@ -50,7 +50,9 @@ MASK = np.uint8  # BLOCK bits
 KEY_STRIDE = 100.0  # > the difficulty range (CHECK -5..5), so domains never interleave
 # Blocks looked at around the target, nearest first; the whole domain only where both fail.
 WINDOWS = (np.arange(-4, 4), np.arange(-16, 16))
-SHIFTS = np.arange(BLOCK, dtype=MASK)
+PAD = 16  # empty blocks around each domain: every window stays in the arrays and the domain
+BITS = ((np.arange(1 << BLOCK)[:, None] >> np.arange(BLOCK)) & 1).astype(bool)  # mask -> bits
+POPCOUNT = BITS.sum(axis=1)
 THETA_BOUND = 4.0
 # Candidates are ranked by their information at theta-hat rounded to this grid, read from a
 # table computed once (grid points x items) instead of evaluating the 3PL for every candidate.
@@ -65,54 +67,67 @@ DAY_S = 86_400
 class Pool:
     """The active items of each domain in blocks of BLOCK, in difficulty order.
 
-    Blocks are numbered domain by domain, each domain's in ascending difficulty, so
-    ``block_key`` (domain * KEY_STRIDE + mean difficulty) is sorted and one searchsorted finds
-    the block nearest an ability. A learner's seen items are one BLOCK-bit mask per block.
+    Blocks are numbered domain by domain, each domain's in ascending difficulty, with PAD empty
+    blocks before every domain and after the last, so a window of blocks around any target
+    stays inside the arrays and never reaches another domain's items. ``real_key`` (domain *
+    KEY_STRIDE + mean difficulty of the real blocks, ascending) finds the block nearest an
+    ability with one searchsorted. A learner's seen items are one BLOCK-bit mask per block.
     """
 
     block_items: np.ndarray  # (blocks, BLOCK) item indexes, -1 padding
-    block_centre: np.ndarray  # (blocks,) mean difficulty
-    block_key: np.ndarray  # (blocks,) domain * KEY_STRIDE + centre, ascending
+    block_centre: np.ndarray  # (blocks,) mean difficulty (0 for empty blocks)
     block_full: np.ndarray  # (blocks,) bit mask of the block's real items
-    domain_lo: np.ndarray  # (domains,) first block of the domain
-    domain_hi: np.ndarray  # (domains,) one past its last block
-    domain_blocks: np.ndarray  # (domains, max blocks) block indexes, -1 padding
+    real_key: np.ndarray  # (real blocks,) domain * KEY_STRIDE + centre, ascending
+    domain_shift: np.ndarray  # (domains,) block index = real position + this
+    domain_blocks: np.ndarray  # (domains, max blocks) block indexes, padded with an empty block
     block_of_item: np.ndarray  # (items,) block index, -1 for inactive items
     bit_of_item: np.ndarray  # (items,) the item's bit in its block's mask
     domain_items: list[np.ndarray]  # active items of each domain
 
     @classmethod
     def of(cls, item_domain: np.ndarray, item_b: np.ndarray, active: np.ndarray, n_domains: int) -> Pool:
-        blocks: list[np.ndarray] = []
-        lo, hi, domain_items = [], [], []
+        blocks: list[np.ndarray | None] = []
+        keys: list[float] = []
+        shift, spans, domain_items = [], [], []
         for d in range(n_domains):
             items = np.flatnonzero(active & (item_domain == d))
             items = items[np.argsort(item_b[items], kind="stable")]
             domain_items.append(items)
-            lo.append(len(blocks))
-            blocks.extend(items[start : start + BLOCK] for start in range(0, len(items), BLOCK))
-            hi.append(len(blocks))
-        n_blocks = max(len(blocks), 1)
-        block_items = np.full((n_blocks, BLOCK), -1, dtype=np.int64)
+            blocks.extend([None] * PAD)
+            shift.append(len(blocks) - len(keys))
+            first = len(blocks)
+            for start in range(0, len(items), BLOCK):
+                block = items[start : start + BLOCK]
+                blocks.append(block)
+                keys.append(d * KEY_STRIDE + float(item_b[block].mean()))
+            spans.append(range(first, len(blocks)))
+        blocks.extend([None] * PAD)
+        block_items = np.full((len(blocks), BLOCK), -1, dtype=np.int64)
         block_of_item = np.full(len(item_b), -1, dtype=np.int64)
         bit_of_item = np.zeros(len(item_b), dtype=MASK)
-        centre = np.zeros(n_blocks)
-        domain_of_block = np.zeros(n_blocks)
+        centre = np.zeros(len(blocks))
+        full = np.zeros(len(blocks), dtype=MASK)
         for i, members in enumerate(blocks):
+            if members is None:
+                continue
             block_items[i, : len(members)] = members
             block_of_item[members] = i
             bit_of_item[members] = (1 << np.arange(len(members))).astype(MASK)
             centre[i] = item_b[members].mean()
-            domain_of_block[i] = item_domain[members[0]]
-        full = np.array([(1 << len(m)) - 1 for m in blocks] or [0], dtype=MASK)
-        widest = max((h - low for low, h in zip(lo, hi, strict=True)), default=0) or 1
-        domain_blocks = np.full((n_domains, widest), -1, dtype=np.int64)
-        for d in range(n_domains):
-            domain_blocks[d, : hi[d] - lo[d]] = np.arange(lo[d], hi[d])
+            full[i] = (1 << len(members)) - 1
+        widest = max((len(span) for span in spans), default=0) or 1
+        domain_blocks = np.zeros((n_domains, widest), dtype=np.int64)  # block 0 is empty
+        for d, span in enumerate(spans):
+            domain_blocks[d, : len(span)] = span
         return cls(
-            block_items, centre, domain_of_block * KEY_STRIDE + centre, full, np.array(lo), np.array(hi),
-            domain_blocks, block_of_item, bit_of_item, domain_items,
+            block_items, centre, full, np.array(keys), np.array(shift, dtype=np.int64), domain_blocks,
+            block_of_item, bit_of_item, domain_items,
         )  # fmt: skip
+
+    def nearest(self, domain: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The block of ``domain`` whose key is the first at or above ``target``'s (the one
+        past the domain's last when none is)."""
+        return np.searchsorted(self.real_key, domain * KEY_STRIDE + target) + self.domain_shift[domain]
 
 
 def probability(theta: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -126,11 +141,15 @@ def information(theta: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) 
     return a * a * ((1.0 - p) / p) * ((p - c) / (1.0 - c)) ** 2
 
 
-def information_table(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Information of every item at every THETA_STEP grid point of [-THETA_BOUND, THETA_BOUND],
-    flattened: the entry of grid point g and item i is at ``g * len(b) + i``."""
+def information_table(a: np.ndarray, b: np.ndarray, c: np.ndarray, pool: Pool) -> np.ndarray:
+    """Information of every block's items at every THETA_STEP grid point of [-THETA_BOUND,
+    THETA_BOUND], (grid points, blocks, BLOCK), -inf where a block has no item: one gather
+    reads a block's eight values. float32: it only ranks candidates."""
     grid = np.arange(-THETA_BOUND, THETA_BOUND + THETA_STEP / 2, THETA_STEP)
-    return information(grid[:, None], a[None, :], b[None, :], c[None, :]).ravel()
+    per_item = information(grid[:, None], a[None, :], b[None, :], c[None, :]).astype(np.float32)
+    table = per_item[:, np.maximum(pool.block_items, 0)]
+    table[:, pool.block_items < 0] = -np.inf
+    return table
 
 
 def grid_point(theta: np.ndarray) -> np.ndarray:
@@ -173,7 +192,7 @@ def select_items(
     if n == 0:
         return Selected(item, correct)
     pool = Pool.of(item_domain, item_b, item_active, n_domains)
-    table = information_table(item_a, item_b, item_c)
+    table = information_table(item_a, item_b, item_c, pool)
     viewers = np.zeros(n_items, dtype=np.int64)
     cap = max(1, int(np.ceil(MAX_EXPOSURE * n_learners)))
     count = np.bincount(slot_learner, minlength=n_learners)
@@ -206,7 +225,15 @@ def _select_batch(
     item_out: np.ndarray,
     correct_out: np.ndarray,
 ) -> None:
+    # Most attempts first: the learners still answering in round k are then rows 0..n-1, so
+    # every per-learner state is read and written through a slice, not an index array.
+    learners = learners[np.argsort(-count[learners], kind="stable")]
     m, n_items = len(learners), len(b)
+    n_slots = count[learners]
+    answering = np.searchsorted(-n_slots, -np.arange(int(n_slots.max(initial=0))), "left")
+    first_slot = offset[learners]
+    true_theta = theta[learners]
+    rows = np.arange(m)
     # last_seen[l, i]: session start (s) of learner l's last answer to item i; 0 = never.
     last_seen = np.zeros((m, n_items), dtype=np.int32)
     seen = np.zeros((m, len(pool.block_full)), dtype=MASK)  # the same, as bits: answered ever
@@ -215,53 +242,46 @@ def _select_batch(
     estimate = np.zeros(m)
     precision = np.full(m, PRIOR_PRECISION)
     review_next = np.zeros(m, dtype=np.int64)  # index into the learner's own history
-    n_slots = count[learners]
-    for k in range(int(n_slots.max(initial=0))):
-        local = np.flatnonzero(n_slots > k)
-        first_slot = offset[learners[local]]
-        slot = first_slot + k
+    for k, n in enumerate(answering.tolist()):
+        local = rows[:n]
+        slot = first_slot[:n] + k
         start = slot_start_s[slot]
-        target = estimate[local]
-        pick = np.full(len(local), -1, dtype=np.int64)
+        target = estimate[:n]
+        pick = np.full(n, -1, dtype=np.int64)
 
-        review = np.flatnonzero(rng.random(len(local)) < REVIEW_SHARE)
+        review = np.flatnonzero(rng.random(n) < REVIEW_SHARE)
         if len(review):
-            pick[review] = _review(local[review], first_slot[review], k, start[review], review_next,
+            pick[review] = _review(review, first_slot[review], k, start[review], review_next,
                                    last_seen, slot_start_s, item_out)  # fmt: skip
+        todo = np.flatnonzero(pick < 0)
         for which in (0, 1):
             for allowed in (pool.block_full & ~closed, pool.block_full):
-                todo = np.flatnonzero(pick < 0)
                 if len(todo) == 0:
                     break
                 pick[todo] = _most_informative(
-                    rng,
-                    seen,
-                    allowed,
-                    local[todo],
-                    slot_domains[slot[todo], which],
-                    target[todo],
-                    table,
-                    pool,
+                    rng, seen, allowed, todo, slot_domains[slot[todo], which], target[todo], table, pool
                 )
-        todo = np.flatnonzero(pick < 0)
+                todo = todo[pick[todo] < 0]
         if len(todo):  # nothing left unseen in either domain: repeat, longest ago first
-            pick[todo] = _oldest(last_seen, local[todo], slot_domains[slot[todo], 0], start[todo], pool)
+            pick[todo] = _oldest(last_seen, todo, slot_domains[slot[todo], 0], start[todo], pool)
 
         # The answer, from the true ability; then the estimate, from the answer.
         pa, pb, pc = a[pick], b[pick], c[pick]
-        right = rng.random(len(local)) < probability(theta[learners[local]], pa, pb, pc)
+        right = rng.random(n) < probability(true_theta[:n], pa, pb, pc)
         p_hat = probability(target, pa, pb, pc)
-        score = pa * (right - p_hat) * (p_hat - pc) / (p_hat * (1.0 - pc))
-        precision[local] += information(target, pa, pb, pc)
-        estimate[local] = np.clip(target + score / precision[local], -THETA_BOUND, THETA_BOUND)
+        gain = (p_hat - pc) / (1.0 - pc)
+        score = pa * (right - p_hat) * gain / p_hat
+        precision[:n] += pa * pa * ((1.0 - p_hat) / p_hat) * gain * gain  # information() at p_hat
+        estimate[:n] = np.clip(target + score / precision[:n], -THETA_BOUND, THETA_BOUND)
         item_out[slot], correct_out[slot] = pick, right
 
         blk, bit = pool.block_of_item[pick], pool.bit_of_item[pick]
         first = (seen[local, blk] & bit) == 0
         seen[local, blk] |= bit
         last_seen[local, pick] = start
-        np.add.at(viewers, pick[first], 1)
-        full = pick[first][viewers[pick[first]] >= cap]
+        new = pick[first]
+        np.add.at(viewers, new, 1)
+        full = new[viewers[new] >= cap]
         if len(full):
             np.bitwise_or.at(closed, pool.block_of_item[full], pool.bit_of_item[full])
 
@@ -311,37 +331,30 @@ def _most_informative(
     domain only where that fails; then one of the RANDOMESQUE most informative eligible items
     of those blocks is taken, uniformly.
     """
-    centre = np.searchsorted(pool.block_key, domain * KEY_STRIDE + target)
+    centre = pool.nearest(domain, target)
     chosen = np.zeros((len(local), CANDIDATE_BLOCKS), dtype=np.int64)
     bits = np.zeros((len(local), CANDIDATE_BLOCKS), dtype=MASK)
     todo = np.arange(len(local))
     for window in (*WINDOWS, None):
-        d = domain[todo]
-        if window is None:
-            blocks = pool.domain_blocks[d]
-        else:
-            blocks = centre[todo, None] + window
-            inside = (blocks >= pool.domain_lo[d][:, None]) & (blocks < pool.domain_hi[d][:, None])
-            blocks = np.where(inside, blocks, -1)
+        blocks = pool.domain_blocks[domain[todo]] if window is None else centre[todo, None] + window
         chosen[todo], bits[todo] = _nearest_blocks(blocks, seen, allowed, local[todo], target[todo], pool)
-        todo = todo[~bits[todo].any(axis=1)]
+        todo = todo[bits[todo, 0] == 0]
         if len(todo) == 0:
             break
-    rows = np.arange(len(local))
-    cand = pool.block_items[chosen].reshape(len(local), -1)
-    valid = ((bits[:, :, None] >> SHIFTS) & 1).astype(bool).reshape(len(local), -1)
-    cand = np.maximum(cand, 0)
-    n_items = len(pool.block_of_item)
-    info = np.where(valid, table[grid_point(target)[:, None] * n_items + cand], -np.inf)
+    n = len(local)
+    rows = np.arange(n)
+    valid = BITS[bits].reshape(n, -1)
+    info = np.where(valid, table[grid_point(target)[:, None], chosen].reshape(n, -1), -np.inf)
     # The RANDOMESQUE best by repeated argmax: on rows this short, faster than argpartition.
-    n_ok = np.minimum(valid.sum(axis=1), RANDOMESQUE)
-    nth = (rng.random(len(local)) * n_ok).astype(np.int64)
+    n_ok = np.minimum(POPCOUNT[bits].sum(axis=1), RANDOMESQUE)
+    nth = (rng.random(n) * n_ok).astype(np.int64)
     best = np.argmax(info, axis=1)
     for rank in range(1, min(RANDOMESQUE, info.shape[1])):
         info[rows, best] = -np.inf
         later = nth >= rank
         best = np.where(later, np.argmax(info, axis=1), best)
-    return np.where(n_ok > 0, cand[rows, best], -1)
+    item = pool.block_items[chosen[rows, best // BLOCK], best % BLOCK]
+    return np.where(n_ok > 0, item, -1)
 
 
 def _nearest_blocks(
@@ -352,35 +365,26 @@ def _nearest_blocks(
     target: np.ndarray,
     pool: Pool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Among ``blocks`` (per learner, -1 = none), the CANDIDATE_BLOCKS nearest the target that
-    hold an eligible item, and their eligible bits (0 where fewer were found)."""
-    safe = np.maximum(blocks, 0)
-    avail = np.where(blocks >= 0, allowed[safe] & ~seen[local[:, None], safe], 0).astype(MASK)
-    distance = np.where(avail != 0, np.abs(pool.block_centre[safe] - target[:, None]), np.inf)
+    """Among ``blocks`` (per learner), the CANDIDATE_BLOCKS nearest the target that hold an
+    eligible item, and their eligible bits (0 where fewer were found): the nearest first."""
+    avail = allowed[blocks] & ~seen[local[:, None], blocks]
+    distance = np.where(avail != 0, np.abs(pool.block_centre[blocks] - target[:, None]), np.inf)
     rows = np.arange(len(local))
     chosen = np.zeros((len(local), CANDIDATE_BLOCKS), dtype=np.int64)
     bits = np.zeros((len(local), CANDIDATE_BLOCKS), dtype=MASK)
     for rank in range(min(CANDIDATE_BLOCKS, blocks.shape[1])):  # argmin passes (see above)
         near = np.argmin(distance, axis=1)
-        chosen[:, rank], bits[:, rank] = safe[rows, near], avail[rows, near]
+        chosen[:, rank], bits[:, rank] = blocks[rows, near], avail[rows, near]
         distance[rows, near] = np.inf
     return chosen, bits
 
 
 def _oldest(
-    last_seen: np.ndarray,
-    local: np.ndarray,
-    domain: np.ndarray,
-    start: np.ndarray,
-    pool: Pool,
-    *,
-    strict: bool = False,
+    last_seen: np.ndarray, local: np.ndarray, domain: np.ndarray, start: np.ndarray, pool: Pool
 ) -> np.ndarray:
-    """The domain's item this learner answered longest ago, outside this session; -1 if none.
-
-    ``strict``: only one last answered at least REVIEW_INTERVAL_DAYS before this session.
-    Otherwise (nothing left unseen) any item not in this session, else any item at all.
-    """
+    """The domain's item this learner answered longest ago, outside this session if one was
+    (a session longer than the domain repeats its own items, least recent first); -1 for a
+    domain without items."""
     out = np.full(len(local), -1, dtype=np.int64)
     for d in np.unique(domain):
         rows = np.flatnonzero(domain == d)
@@ -388,13 +392,8 @@ def _oldest(
         if len(items) == 0:
             continue
         seen = last_seen[local[rows][:, None], items[None, :]].astype(np.int64)  # (r, items)
-        limit = start[rows, None] - REVIEW_INTERVAL_DAYS * DAY_S if strict else start[rows, None]
-        ok = (seen > 0) & (seen < limit) if strict else seen < limit
-        key = np.where(ok, seen, np.iinfo(np.int64).max)
-        best = np.argmin(key, axis=1)
+        ok = seen < start[rows, None]
+        best = np.argmin(np.where(ok, seen, np.iinfo(np.int64).max), axis=1)
         found = ok[np.arange(len(rows)), best]
-        if not strict:  # a session longer than the domain: the least recent of all
-            best = np.where(found, best, np.argmin(seen, axis=1))
-            found[:] = True
-        out[rows] = np.where(found, items[best], -1)
+        out[rows] = items[np.where(found, best, np.argmin(seen, axis=1))]
     return out
