@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import BenchContext, BenchResult
+from benchmarks.harness import BenchContext, BenchResult, verdict_word
 
 # Each module exposes run(ctx) -> list[BenchResult]; the order is the table's.
 MODULES = [
@@ -66,7 +66,9 @@ def main() -> None:
 
 
 def print_row(result: BenchResult) -> None:
-    verdict = "holds" if result.holds else "DOES NOT HOLD"
+    verdict = {True: "holds", False: "DOES NOT HOLD", None: "UNDECIDED (the interval crosses the target)"}[
+        result.holds
+    ]
     print(f"  {result.name}: ratio {result.ratio} ({result.target}) {verdict}", flush=True)
 
 
@@ -85,7 +87,7 @@ def print_table(results: list[BenchResult]) -> None:
             r.baseline_name,
             f"{r.ratio}",
             r.target,
-            "yes" if r.holds else "NO",
+            verdict_word(r.holds).upper() if r.holds is not True else "yes",
         )
     Console(width=200).print(table)
 

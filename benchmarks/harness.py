@@ -72,12 +72,31 @@ def paired(ours: list[float], baseline: list[float], *, confidence: float = 0.95
     return Paired(ratios, statistics.median(ratios), low, high, covered)
 
 
+def judge(
+    low: float, high: float, *, at_least: float | None = None, at_most: float | None = None
+) -> bool | None:
+    """A target's verdict from an interval: True when all of it meets the target, False when
+    none of it does, None (undecided) when it crosses the target's line, where more runs, not
+    another rule, would decide. Give exactly one of ``at_least`` and ``at_most``."""
+    if (at_least is None) == (at_most is None):
+        raise ValueError("give exactly one of at_least and at_most")
+    if at_least is not None:
+        return True if low >= at_least else False if high < at_least else None
+    assert at_most is not None
+    return True if high <= at_most else False if low > at_most else None
+
+
+def verdict_word(holds: bool | None) -> str:
+    return "yes" if holds else "undecided" if holds is None else "no"
+
+
 @dataclass
 class BenchResult:
     """One row of the results table.
 
     ``ratio`` is ours/baseline of the medians in the unit given (``higher_is_better`` says
-    which way is good); ``target`` is the issue's wording and ``holds`` whether it is met.
+    which way is good); ``target`` is the issue's wording and ``holds`` whether it is met:
+    None when the interval crosses the target (``judge``).
     """
 
     name: str
@@ -87,7 +106,7 @@ class BenchResult:
     baseline_name: str
     ratio: float
     target: str
-    holds: bool
+    holds: bool | None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:

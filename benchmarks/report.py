@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks.harness import verdict_word
+
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -39,11 +41,12 @@ def markdown(data: dict) -> str:  # type: ignore[type-arg]
         "|---|---|---|---|---|---|",
     ]
     for b in data["benchmarks"]:
+        holds = "**no**" if b["holds"] is False else verdict_word(b["holds"])
         lines.append(
             f"| {b['name']} | {figure(b['ours']['median'], b['unit'])}"
             f" ({figure(b['ours']['min'], b['unit'])} - {figure(b['ours']['max'], b['unit'])})"
             f" | {figure(b['baseline']['median'], b['unit'])} ({b['baseline_name']})"
-            f" | {b['ratio']:.3g} | {b['target']} | {'yes' if b['holds'] else '**no**'} |"
+            f" | {b['ratio']:.3g} | {b['target']} | {holds} |"
         )
     return "\n".join(lines)
 
