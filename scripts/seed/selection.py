@@ -49,7 +49,9 @@ CANDIDATE_BLOCKS = 2
 MASK = np.uint8  # BLOCK bits
 KEY_STRIDE = 100.0  # > the difficulty range (CHECK -5..5), so domains never interleave
 # Blocks looked at around the target, nearest first; the whole domain only where both fail.
-WINDOWS = (np.arange(-4, 4), np.arange(-16, 16))
+# The second window leaves out the first one's blocks: a row only gets there when they held
+# nothing eligible.
+WINDOWS = (np.arange(-4, 4), np.concatenate([np.arange(-16, -4), np.arange(4, 16)]))
 PAD = 16  # empty blocks around each domain: every window stays in the arrays and the domain
 BITS = ((np.arange(1 << BLOCK)[:, None] >> np.arange(BLOCK)) & 1).astype(bool)  # mask -> bits
 POPCOUNT = BITS.sum(axis=1)
