@@ -89,19 +89,14 @@ class Pool:
     @classmethod
     def of(cls, item_domain: np.ndarray, item_b: np.ndarray, active: np.ndarray, n_domains: int) -> Pool:
         blocks: list[np.ndarray | None] = []
-        keys: list[float] = []
-        shift, spans, domain_items = [], [], []
+        spans, domain_items = [], []
         for d in range(n_domains):
             items = np.flatnonzero(active & (item_domain == d))
             items = items[np.argsort(item_b[items], kind="stable")]
             domain_items.append(items)
             blocks.extend([None] * PAD)
-            shift.append(len(blocks) - len(keys))
             first = len(blocks)
-            for start in range(0, len(items), BLOCK):
-                block = items[start : start + BLOCK]
-                blocks.append(block)
-                keys.append(d * KEY_STRIDE + float(item_b[block].mean()))
+            blocks.extend(items[start : start + BLOCK] for start in range(0, len(items), BLOCK))
             spans.append(range(first, len(blocks)))
         blocks.extend([None] * PAD)
         block_items = np.full((len(blocks), BLOCK), -1, dtype=np.int64)
@@ -121,8 +116,11 @@ class Pool:
         domain_blocks = np.zeros((n_domains, widest), dtype=np.int64)  # block 0 is empty
         for d, span in enumerate(spans):
             domain_blocks[d, : len(span)] = span
+        keys = [d * KEY_STRIDE + centre[span.start : span.stop] for d, span in enumerate(spans)]
+        before = np.cumsum([0] + [len(span) for span in spans[:-1]])  # real blocks of earlier domains
+        shift = np.array([span.start for span in spans], dtype=np.int64) - before
         return cls(
-            block_items, centre, full, np.array(keys), np.array(shift, dtype=np.int64), domain_blocks,
+            block_items, centre, full, np.concatenate(keys), shift, domain_blocks,
             block_of_item, bit_of_item, domain_items,
         )  # fmt: skip
 
