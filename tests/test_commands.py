@@ -240,6 +240,28 @@ def test_plain_alembic_autogenerate_gets_the_next_four_digit_id(project, db_url:
     assert script.path.endswith(f"{NEXT}_check_models_against_database.py")
 
 
+@pytest.mark.parametrize("alembic_id", ["596593339999", "1f0e3c2a9b7d"])
+def test_plain_alembic_renumbers_its_own_ids_even_when_they_are_all_digits(alembic_id: str):
+    # Alembic's ids are the last 12 hex characters of a uuid4: all digits about once in 280
+    from types import SimpleNamespace
+
+    from scripts.migrations.revisions import number_revision
+
+    directive = SimpleNamespace(message="add user preferences table", rev_id=alembic_id)
+    number_revision(SimpleNamespace(environment_context=None), None, [directive])
+    assert directive.rev_id == NEXT
+
+
+def test_a_revision_id_given_in_the_projects_numbering_is_kept():
+    from types import SimpleNamespace
+
+    from scripts.migrations.revisions import number_revision
+
+    directive = SimpleNamespace(message="add user preferences table", rev_id="0042")
+    number_revision(SimpleNamespace(environment_context=None), None, [directive])
+    assert directive.rev_id == "0042"
+
+
 def test_plain_alembic_autogenerate_refuses_a_vague_name(project, db_url: URL):
     from alembic import command
     from alembic.util import CommandError

@@ -25,6 +25,10 @@ VAGUE_NAMES = frozenset(
         "update_tables", "fix_tables", "new_changes", "database_changes", "schema_changes",
     }
 )  # fmt: skip
+# The project's revision ids: four digits or more, counting up (0001, 0002, ...). Alembic's own
+# are 12 hex characters (the end of a uuid4), all digits about once in 280 revisions, so being
+# digits alone does not make an id the project's.
+NUMBERED_ID = re.compile(r"[0-9]{4,11}")
 NAME_HINT = "describe the change in snake_case, e.g. add_user_preferences_table"
 MAX_NAME = 60
 
@@ -46,7 +50,7 @@ def validate_name(name: str) -> str:
 
 def next_revision_id(script: ScriptDirectory | None = None) -> str:
     revisions = (script or script_directory()).walk_revisions()
-    numbers = [int(rev.revision) for rev in revisions if rev.revision.isdigit()]
+    numbers = [int(rev.revision) for rev in revisions if NUMBERED_ID.fullmatch(rev.revision)]
     return f"{max(numbers, default=0) + 1:04d}"
 
 
@@ -64,7 +68,7 @@ def number_revision(context: MigrationContext, revision: object, directives: lis
                 validate_name(slug)
             except ConfigError as exc:
                 raise CommandError(str(exc)) from None
-        if not str(directive.rev_id).isdigit():
+        if not NUMBERED_ID.fullmatch(str(directive.rev_id)):
             script = context.environment_context.script if context.environment_context else None
             directive.rev_id = next_revision_id(script)
 
